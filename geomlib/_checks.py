@@ -1,0 +1,74 @@
+"""Input checks shared by every module: errors say what was wrong, with the numbers involved."""
+from __future__ import annotations
+
+import torch
+
+__all__: list[str] = []
+
+
+def as_tensor(x, name: str) -> torch.Tensor:
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+    if not (x.is_floating_point()):
+        raise TypeError(f"{name} must be a floating-point tensor (float32 or float64), got dtype {x.dtype}")
+    return x
+
+
+def points(z, name: str = "z", d: int | None = None) -> torch.Tensor:
+    """A batch of points (..., d): floating, finite, at least 1-D."""
+    z = as_tensor(z, name)
+    if z.dim() < 1:
+        raise ValueError(f"{name} must have shape (..., d), got a 0-d tensor")
+    if d is not None and z.shape[-1] != d:
+        raise ValueError(f"{name} must have last dimension d={d}, got shape {tuple(z.shape)}")
+    finite(z, name)
+    return z
+
+
+def curve(c, name: str = "c") -> torch.Tensor:
+    """A batch of discrete curves (..., T, d) with T ≥ 2."""
+    c = as_tensor(c, name)
+    if c.dim() < 2:
+        raise ValueError(f"{name} must be a discrete curve of shape (..., T, d), got shape {tuple(c.shape)}")
+    if c.shape[-2] < 2:
+        raise ValueError(f"{name} needs T ≥ 2 points, got T={c.shape[-2]} (shape {tuple(c.shape)})")
+    finite(c, name)
+    return c
+
+
+def finite(x: torch.Tensor, name: str) -> None:
+    if not bool(torch.isfinite(x).all()):
+        bad = (~torch.isfinite(x)).sum().item()
+        raise ValueError(f"{name} has {bad} non-finite entries (NaN or inf) out of {x.numel()}, shape {tuple(x.shape)}")
+
+
+def same_kind(a: torch.Tensor, b: torch.Tensor, na: str, nb: str) -> None:
+    if a.device != b.device:
+        raise ValueError(f"{na} is on {a.device} but {nb} is on {b.device}; move both to one device")
+    if a.dtype != b.dtype:
+        raise TypeError(f"{na} has dtype {a.dtype} but {nb} has dtype {b.dtype}; use one dtype")
+
+
+def endpoints(z0, z1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Matching endpoint batches (..., d), broadcast to a common shape."""
+    z0, z1 = points(z0, "z0"), points(z1, "z1")
+    same_kind(z0, z1, "z0", "z1")
+    if z0.shape[-1] != z1.shape[-1]:
+        raise ValueError(f"endpoints must have the same dimension d: z0 has shape {tuple(z0.shape)}, "
+                         f"z1 has shape {tuple(z1.shape)}")
+    try:
+        shape = torch.broadcast_shapes(z0.shape, z1.shape)
+    except RuntimeError:
+        raise ValueError(f"endpoint batches do not match: z0 has shape {tuple(z0.shape)}, "
+                         f"z1 has shape {tuple(z1.shape)}") from None
+    return z0.expand(shape), z1.expand(shape)
+
+
+def output(x, what: str, inp: torch.Tensor) -> torch.Tensor:
+    """Check what a user's function (decoder, metric) returned for input ``inp``."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{what} must return a torch.Tensor, got {type(x).__name__} "
+                        f"(for input of shape {tuple(inp.shape)})")
+    if x.shape[:-1] != inp.shape[:-1] and x.dim() >= 1:
+        pass  # shape rules are checked by the caller, which knows what to expect
+    return x

@@ -1,0 +1,82 @@
+"""Jacobians and Jacobian-vector products: the one place where ``torch.func`` is used. [Lecture 3]
+
+A decoder ``f`` maps a batch of points ``(..., d)`` to ``(..., D)`` and acts on each point separately.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch.func import jacfwd, jacrev, jvp as _jvp, vmap
+
+from . import _checks
+
+__all__ = ["jacobian", "jvp"]  # *_unchecked: internal, used inside transforms and solvers
+
+
+def _call(f: Callable, z: torch.Tensor, what: str = "f") -> torch.Tensor:
+    x = f(z)
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{what} must return a torch.Tensor, got {type(x).__name__} for input of shape {tuple(z.shape)}")
+    if x.shape[:-1] != z.shape[:-1]:
+        raise ValueError(f"{what} must map (..., d) to (..., D) point by point; input shape {tuple(z.shape)} "
+                         f"gave output shape {tuple(x.shape)}")
+    return x
+
+
+def jacobian(f: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, *, return_value: bool = False):
+    """J(z) = ∂f/∂z for every point of a batch.
+
+    Args: f, batched map (..., d) -> (..., D); z, points shape=[..., d].
+    Returns: J shape=[..., D, d] (and f(z) shape=[..., D] with ``return_value=True``).
+
+    Algorithmic note: one ``vmap`` over the flattened batch of ``jacfwd`` (d forward-mode passes, cheap
+    because latent spaces are small) or ``jacrev`` when D < d. No Python loop over points.
+    """
+    z = _checks.points(z, "z")
+    _call(f, z.reshape(-1, z.shape[-1])[:1], "f")  # a clear error for a bad decoder before vmap hides it
+    return jacobian_unchecked(f, z, return_value=return_value)
+
+
+def jacobian_unchecked(f, z, *, return_value: bool = False):
+    """``jacobian`` without input checks: safe to call inside other ``torch.func`` transforms."""
+    d = z.shape[-1]
+    flat = z.reshape(-1, d)  # (N, d)
+
+    def single(zi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        xi = f(zi[None])[0]  # f is batched: give it a batch of one
+        return xi, xi
+
+    D = _out_dim(f, flat)
+    jac = jacfwd if d <= D else jacrev
+    J, val = vmap(jac(single, has_aux=True))(flat)  # (N, D, d), (N, D)
+    J = J.reshape(*z.shape[:-1], D, d)
+    if return_value:
+        return J, val.reshape(*z.shape[:-1], D)
+    return J
+
+
+def _out_dim(f, flat: torch.Tensor) -> int:
+    """D, the output size of f, without running f (shape propagation on the meta device is not
+    available for arbitrary modules, so run it on one point; the cost is one extra forward of a batch of 1)."""
+    return f(flat[:1]).shape[-1]
+
+
+def jvp(f: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, v: torch.Tensor):
+    """(f(z), J(z) v) for a batch of points z and tangent vectors v, both shape=[..., d].
+
+    Returns f(z) shape=[..., D] and J(z) v shape=[..., D]. One forward-mode pass: because f acts on each
+    point separately, the Jacobian of the batch is block diagonal and one pass gives every J(z_i) v_i.
+    """
+    z = _checks.points(z, "z")
+    v = _checks.points(v, "v")
+    _checks.same_kind(z, v, "z", "v")
+    if v.shape != z.shape:
+        raise ValueError(f"z and v must have the same shape, got {tuple(z.shape)} and {tuple(v.shape)}")
+    _call(f, z.reshape(-1, z.shape[-1])[:1], "f")
+    return jvp_unchecked(f, z, v)
+
+
+def jvp_unchecked(f, z, v):
+    """``jvp`` without input checks."""
+    return _jvp(f, (z,), (v,))

@@ -1,0 +1,182 @@
+"""Riemannian metrics on latent space, as functions G(z) -> (..., d, d). [Lecture 3]
+
+A metric is a ``Metric``: call it on points z shape=[..., d] to get the full matrix G(z) shape=[..., d, d].
+Every metric answers the same three questions, so no consumer ever branches on its kind:
+
+    G(z)                    the matrix,
+    sqnorm(z, v)            vᵀ G(z) v for tangent vectors v shape=[..., d]  (often cheaper than G),
+    step_sqlen(a, b)        the squared length of the short step a -> b of a discrete curve.
+
+Combinators build metrics: ``euclidean``, ``pullback(f)`` (G = JᵀJ), ``expected_pullback(mu, sigma)``
+(geomlib.stochastic), ``fisher_pullback(decoder)`` (geomlib.fisher). A plain function z -> G(z) works
+wherever a metric is expected (it is wrapped by ``as_metric``).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch.func import jacfwd, vmap
+
+from . import _checks
+from .jacobians import jacobian_unchecked, jvp_unchecked
+
+__all__ = ["Metric", "as_metric", "euclidean", "pullback", "inner", "norm", "angle", "volume",
+           "magnification", "christoffel"]
+
+
+class Metric:
+    """A metric tensor field (final class: build new metrics with the combinators, not by subclassing).
+
+    Args:
+        G: z shape=[..., d] -> G(z) shape=[..., d, d], symmetric positive definite.
+        sqnorm: optional (z, v) -> vᵀG(z)v shape=[...]; default contracts G.
+        step_sqlen: optional (a, b) -> squared length of the step a -> b, shape=[...]; default the midpoint
+            rule (b-a)ᵀ G((a+b)/2) (b-a), which is second-order accurate.
+        name: shown in plots and error messages.
+    """
+
+    def __init__(self, G: Callable, sqnorm: Callable | None = None, step_sqlen: Callable | None = None,
+                 name: str = "metric"):
+        self._G, self._sqnorm, self._step, self.name = G, sqnorm, step_sqlen, name
+
+    def __init_subclass__(cls, **kw):
+        raise TypeError("Metric is final: combine functions instead of subclassing")
+
+    def __repr__(self) -> str:
+        return f"Metric({self.name})"
+
+    def __call__(self, z: torch.Tensor) -> torch.Tensor:
+        G = self._G(z)
+        if not isinstance(G, torch.Tensor) or G.shape != (*z.shape, z.shape[-1]):
+            got = tuple(G.shape) if isinstance(G, torch.Tensor) else type(G).__name__
+            raise ValueError(f"metric {self.name} must map z shape (..., d) = {tuple(z.shape)} to G shape "
+                             f"(..., d, d) = {(*z.shape, z.shape[-1])}, got {got}")
+        return G
+
+    def sqnorm(self, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """vᵀ G(z) v, shape=[...]."""
+        if self._sqnorm is not None:
+            return self._sqnorm(z, v)
+        return torch.einsum("...i,...ij,...j->...", v, self(z), v)
+
+    def step_sqlen(self, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """Squared length of the step from a to b (consecutive points of a discrete curve), shape=[...]."""
+        if self._step is not None:
+            return self._step(a, b)
+        return self.sqnorm(0.5 * (a + b), b - a)
+
+
+def as_metric(G) -> Metric:
+    """None -> euclidean; a Metric -> itself; a function z -> G(z) -> a Metric around it."""
+    if G is None:
+        return euclidean
+    if isinstance(G, Metric):
+        return G
+    if callable(G):
+        return Metric(G, name=getattr(G, "__name__", "metric"))
+    raise TypeError(f"expected a metric (a Metric or a function z -> G(z)), got {type(G).__name__}")
+
+
+def _eye(z: torch.Tensor) -> torch.Tensor:
+    d = z.shape[-1]
+    return torch.eye(d, dtype=z.dtype, device=z.device).expand(*z.shape, d)
+
+
+euclidean = Metric(_eye, sqnorm=lambda z, v: (v * v).sum(-1), step_sqlen=lambda a, b: ((b - a) ** 2).sum(-1),
+                   name="euclidean")
+euclidean.__doc__ = "The Euclidean metric G(z) = I."
+
+
+def pullback(f: Callable[[torch.Tensor], torch.Tensor], step: str = "midpoint") -> Metric:
+    """The pullback of the Euclidean metric of data space through the decoder f: G(z) = J(z)ᵀ J(z).
+
+    f maps z shape=[..., d] to x shape=[..., D]. vᵀGv = ‖J v‖² costs one Jacobian-vector product.
+    step: "midpoint" (s_n² = ‖J(c̄_n) Δc_n‖², the metric's own quadrature) or "data"
+    (s_n² = ‖f(c_{n+1}) − f(c_n)‖², the decoded polygon; cheaper, and exact for the polygon in data space).
+    [Lecture 3]
+    """
+    if step not in ("midpoint", "data"):
+        raise ValueError(f"step must be 'midpoint' or 'data', got {step!r}")
+
+    def G(z):
+        J = jacobian_unchecked(f, z)  # (..., D, d)
+        return J.transpose(-1, -2) @ J  # (..., d, d)
+
+    def sqnorm(z, v):
+        return jvp_unchecked(f, z, v)[1].pow(2).sum(-1)
+
+    def data_step(a, b):
+        return (f(b) - f(a)).pow(2).sum(-1)
+
+    return Metric(G, sqnorm, data_step if step == "data" else None, name=f"pullback({getattr(f, '__name__', type(f).__name__)})")
+
+
+def _prep(G, z, *vs):
+    z = _checks.points(z, "z")
+    for i, v in enumerate(vs):
+        _checks.points(v, f"v{i}")
+        _checks.same_kind(z, v, "z", f"v{i}")
+    return as_metric(G), z
+
+
+def inner(G, z: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """⟨u, v⟩_z = uᵀ G(z) v for u, v shape=[..., d] -> shape=[...]."""
+    G, z = _prep(G, z, u, v)
+    return torch.einsum("...i,...ij,...j->...", u, G(z), v)
+
+
+def norm(G, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """‖v‖_z = √(vᵀ G(z) v) for v shape=[..., d] -> shape=[...]."""
+    G, z = _prep(G, z, v)
+    return G.sqnorm(z, v).clamp_min(0).sqrt()
+
+
+def angle(G, z: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """The angle between tangent vectors u and v at z: arccos(⟨u,v⟩_z / (‖u‖_z ‖v‖_z)), in [0, π].
+
+    For two curves through z, pass their velocities there (e.g. ``curves.velocity(c)[..., n, :]``).
+    """
+    G, z = _prep(G, z, u, v)
+    Gz = G(z)
+    uv = torch.einsum("...i,...ij,...j->...", u, Gz, v)
+    uu = torch.einsum("...i,...ij,...j->...", u, Gz, u)
+    vv = torch.einsum("...i,...ij,...j->...", v, Gz, v)
+    if bool(((uu <= 0) | (vv <= 0)).any()):
+        raise ValueError("angle is undefined for a zero tangent vector")
+    return torch.arccos((uv / (uu * vv).sqrt()).clamp(-1.0, 1.0))
+
+
+def volume(G, z: torch.Tensor) -> torch.Tensor:
+    """The volume element (magnification factor) √det G(z), shape=[...]: how much f stretches area at z."""
+    G, z = _prep(G, z)
+    return torch.linalg.det(G(z)).clamp_min(0).sqrt()
+
+
+magnification = volume
+
+
+def christoffel(G, z: torch.Tensor) -> torch.Tensor:
+    """Christoffel symbols of the second kind, Γ[..., k, i, j] = Γᵏ_ij, shape=[..., d, d, d]:
+
+        Γᵏ_ij = ½ Gᵏˡ (∂_i G_lj + ∂_j G_li − ∂_l G_ij).
+
+    The derivatives ∂G come from one batched forward-mode Jacobian of z -> G(z).
+    """
+    G, z = _prep(G, z)
+    return christoffel_unchecked(G, z)
+
+
+def christoffel_unchecked(G: Metric, z: torch.Tensor) -> torch.Tensor:
+    d = z.shape[-1]
+    flat = z.reshape(-1, d)  # (N, d)
+
+    def single(zi):
+        Gi = G(zi[None])[0]
+        return Gi, Gi
+
+    dG, Gz = vmap(jacfwd(single, has_aux=True))(flat)  # dG[n, l, j, i] = ∂_i G_lj, shape (N, d, d, d)
+    # T[l, i, j] = ∂_i G_lj + ∂_j G_li − ∂_l G_ij
+    Tlij = dG.permute(0, 1, 3, 2) + dG - dG.permute(0, 3, 1, 2)
+    Gam = 0.5 * torch.einsum("nkl,nlij->nkij", torch.linalg.inv(Gz), Tlij)
+    return Gam.reshape(*z.shape, d, d)

@@ -1,0 +1,89 @@
+#!/usr/bin/env python3
+"""The course's two commands, for a fresh machine with nothing but Python 3.10+.
+
+    python3 run.py lab     install what is needed into .venv, then open the course in JupyterLab
+    python3 run.py test    install what is needed into .venv, then run the whole test suite
+
+Both create ``.venv`` next to this file on first use and reinstall only when pyproject.toml or
+requirements/constraints.txt change. Extra arguments after ``test`` go to pytest
+(``python3 run.py test -k geodesic``), after ``lab`` to JupyterLab.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PY = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / ".geomlib-installed"
+INPUTS = [ROOT / "pyproject.toml", ROOT / "requirements" / "constraints.txt"]
+
+
+def say(msg: str) -> None:
+    print(f"[run.py] {msg}", flush=True)
+
+
+def sh(*cmd: str | Path, **kw) -> None:
+    subprocess.run([str(c) for c in cmd], check=True, **kw)
+
+
+def digest() -> str:
+    return hashlib.sha256(b"".join(p.read_bytes() for p in INPUTS)).hexdigest()
+
+
+def ensure_venv() -> None:
+    if sys.version_info < (3, 10):
+        sys.exit(f"Python 3.10 or newer is needed; this is {sys.version.split()[0]}.")
+    if not PY.exists():
+        say(f"creating {VENV}")
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    if STAMP.exists() and STAMP.read_text() == digest():
+        return
+    say("installing geomlib and its requirements (first run takes a few minutes)")
+    constraints = ROOT / "requirements" / "constraints.txt"
+    # torch first, on its own: with a local CPU wheel on the machine it is taken from there.
+    sh(PY, "-m", "pip", "install", "-q", "-c", constraints, "torch")
+    sh(PY, "-m", "pip", "install", "-q", "-c", constraints, "-e", f"{ROOT}[test]")
+    STAMP.write_text(digest())
+
+
+def ensure_browser() -> None:
+    """Chromium for the end-to-end widget test, from Debian's packages (never a downloaded build)."""
+    if shutil.which("chromium") or os.environ.get("GEOMLIB_NO_BROWSER_INSTALL"):
+        return
+    apt = shutil.which("apt-get")
+    if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
+        say("no chromium and no root apt-get here: the browser test will be skipped with a message")
+        return
+    say("installing Debian's chromium for the browser test")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    try:
+        sh(apt, "-qq", "update", env=env, stdout=subprocess.DEVNULL)
+        sh(apt, "-qq", "install", "-y", "--no-install-recommends", "chromium", env=env, stdout=subprocess.DEVNULL)
+    except subprocess.CalledProcessError as err:
+        say(f"could not install chromium ({err}); the browser test will be skipped with a message")
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in {"lab", "test"}:
+        print(__doc__)
+        return 2
+    command, rest = argv[0], argv[1:]
+    ensure_venv()
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    if command == "lab":
+        return subprocess.call([PY, "-m", "jupyterlab", "lectures/00_index.ipynb", *rest], cwd=ROOT, env=env)
+    ensure_browser()
+    args = rest or ["tests", "lectures", "solutions", "exercises"]
+    return subprocess.call([PY, "-m", "pytest", "--nbval-lax", *args], cwd=ROOT, env=env)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
