@@ -4,6 +4,7 @@ A decoder ``f`` maps a batch of points ``(..., d)`` to ``(..., D)`` and acts on 
 """
 from __future__ import annotations
 
+import warnings
 from typing import Callable
 
 import torch
@@ -11,7 +12,13 @@ from torch.func import jacfwd, jacrev, jvp as _jvp, vmap
 
 from . import _checks
 
-__all__ = ["jacobian", "jvp"]  # *_unchecked: internal, used inside transforms and solvers
+__all__ = ["jacobian", "jvp"]
+
+# torch 2.13 loads its forward-mode decompositions lazily on the first jvp, through torch.jit.script, which warns
+# (DeprecationWarning) about its own internals. Trigger that load once here, quietly, so users never see it.
+with warnings.catch_warnings():
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.*", category=DeprecationWarning)
+    _jvp(torch.sin, (torch.zeros(1),), (torch.ones(1),))  # *_unchecked: internal, used inside transforms and solvers
 
 
 def _call(f: Callable, z: torch.Tensor, what: str = "f") -> torch.Tensor:

@@ -5,7 +5,8 @@ Every metric answers the same three questions, so no consumer ever branches on i
 
     G(z)                    the matrix,
     sqnorm(z, v)            vᵀ G(z) v for tangent vectors v shape=[..., d]  (often cheaper than G),
-    step_sqlen(a, b)        the squared length of the short step a -> b of a discrete curve.
+    step_sqlen(a, b)        the squared length of the short step a -> b of a discrete curve,
+    acceleration(z, v)      c̈ of the geodesic through z with velocity v: −Γᵏ_ij vⁱ vʲ.
 
 Combinators build metrics: ``euclidean``, ``pullback(f)`` (G = JᵀJ), ``expected_pullback(mu, sigma)``
 (geomlib.stochastic), ``fisher_pullback(decoder)`` (geomlib.fisher). A plain function z -> G(z) works
@@ -33,12 +34,14 @@ class Metric:
         sqnorm: optional (z, v) -> vᵀG(z)v shape=[...]; default contracts G.
         step_sqlen: optional (a, b) -> squared length of the step a -> b, shape=[...]; default the midpoint
             rule (b-a)ᵀ G((a+b)/2) (b-a), which is second-order accurate.
+        acceleration: optional (z, v) -> c̈ shape=[..., d] of the geodesic equation; default contracts the
+            Christoffel symbols (a forward-mode derivative of G).
         name: shown in plots and error messages.
     """
 
     def __init__(self, G: Callable, sqnorm: Callable | None = None, step_sqlen: Callable | None = None,
-                 name: str = "metric"):
-        self._G, self._sqnorm, self._step, self.name = G, sqnorm, step_sqlen, name
+                 name: str = "metric", acceleration: Callable | None = None):
+        self._G, self._sqnorm, self._step, self._acc, self.name = G, sqnorm, step_sqlen, acceleration, name
 
     def __init_subclass__(cls, **kw):
         raise TypeError("Metric is final: combine functions instead of subclassing")
@@ -65,6 +68,12 @@ class Metric:
         if self._step is not None:
             return self._step(a, b)
         return self.sqnorm(0.5 * (a + b), b - a)
+
+    def acceleration(self, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """c̈ᵏ = −Γᵏ_ij(z) vⁱ vʲ, the geodesic equation's right-hand side, shape=[..., d]."""
+        if self._acc is not None:
+            return self._acc(z, v)
+        return -torch.einsum("...kij,...i,...j->...k", christoffel_unchecked(self, z), v, v)
 
 
 def as_metric(G) -> Metric:
@@ -109,7 +118,16 @@ def pullback(f: Callable[[torch.Tensor], torch.Tensor], step: str = "midpoint") 
     def data_step(a, b):
         return (f(b) - f(a)).pow(2).sum(-1)
 
-    return Metric(G, sqnorm, data_step if step == "data" else None, name=f"pullback({getattr(f, '__name__', type(f).__name__)})")
+    def acceleration(z, v):
+        # x = f(c) is a geodesic of data space projected onto the decoded surface: Jᵀ(J c̈ + D²f[ċ, ċ]) = 0,
+        # so c̈ = −(JᵀJ)⁻¹ Jᵀ D²f[v, v], with D²f[v, v] from two nested Jacobian-vector products.
+        J = jacobian_unchecked(f, z)  # (..., D, d)
+        h = jvp_unchecked(lambda zz: jvp_unchecked(f, zz, v)[1], z, v)[1]  # (..., D)
+        rhs = (J.transpose(-1, -2) @ h[..., None])[..., 0]
+        return -torch.linalg.solve(J.transpose(-1, -2) @ J, rhs)
+
+    return Metric(G, sqnorm, data_step if step == "data" else None,
+                  name=f"pullback({getattr(f, '__name__', type(f).__name__)})", acceleration=acceleration)
 
 
 def _prep(G, z, *vs):

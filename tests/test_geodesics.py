@@ -1,0 +1,189 @@
+import math
+
+import pytest
+import torch
+
+import geomlib as gl
+from conftest import DEVICES, great_circle, metric_zoo, mlp, polar, sphere
+
+
+def sphere_pairs(n, rng, dtype=torch.float64):
+    lo, span = torch.tensor([0.4, 0.0]), torch.tensor([2.3, 3.0])
+    z0 = torch.rand(n, 2, generator=rng) * span + lo
+    z1 = torch.rand(n, 2, generator=rng) * span + lo
+    return z0.to(dtype), z1.to(dtype)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_linear_decoder_geodesic_is_the_line(device, rng):
+    A = torch.tensor([[1.0, 2.0], [0.5, -1.0], [3.0, 0.2]], dtype=torch.float64, device=device)
+    G = gl.pullback(lambda z: z @ A.T)
+    z0 = torch.randn(8, 2, generator=rng, dtype=torch.float64).to(device)
+    z1 = torch.randn(8, 2, generator=rng, dtype=torch.float64).to(device)
+    # start from a bent curve so the solver has work to do
+    init = gl.straight_line(z0, z1, 24) + torch.sin(math.pi * gl.grid(24, z0))[:, None] * 0.5
+    res = gl.geodesic(G, z0, z1, T=24, init=init)
+    assert res.curve.shape == (8, 24, 2) and res.curve.device.type == device
+    assert bool(res.converged.all()) and bool((res.iterations > 0).all())
+    torch.testing.assert_close(res.curve, gl.straight_line(z0, z1, 24), atol=1e-5, rtol=0)
+    torch.testing.assert_close(res.length, ((z1 - z0) @ A.T).norm(dim=-1))
+    torch.testing.assert_close(gl.distance(G, z0, z1), ((z1 - z0) @ A.T).norm(dim=-1))
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 3e-4), (torch.float32, 1e-3)])
+def test_sphere_geodesic_distance_is_the_great_circle_distance(dtype, tol, rng):
+    z0, z1 = sphere_pairs(12, rng, dtype)
+    res = gl.geodesic(gl.pullback(sphere), z0, z1, T=48)
+    assert res.curve.dtype == dtype and bool(res.converged.all())
+    torch.testing.assert_close(res.length, great_circle(z0, z1), rtol=0, atol=tol)
+    # the decoded curve lies on the great circle: its points are in the plane of x0, x1 and the origin
+    x = sphere(res.curve)
+    n = torch.linalg.cross(sphere(z0), sphere(z1))
+    assert (x @ n[..., None]).abs().max() < 10 * tol
+
+
+def test_discretisation_error_shrinks_at_second_order(rng):
+    z0, z1 = sphere_pairs(6, rng)
+    errs = [(gl.distance(gl.pullback(sphere), z0, z1, T=T) - great_circle(z0, z1)).abs().max().item() for T in (16, 32, 64)]
+    assert 3.5 < errs[0] / errs[1] < 4.5 and 3.5 < errs[1] / errs[2] < 4.5
+
+
+def test_polar_chart_geodesic_is_a_straight_segment_in_the_plane():
+    z0 = torch.tensor([[1.0, 0.1], [2.0, 0.0]], dtype=torch.float64)
+    z1 = torch.tensor([[1.5, 1.2], [1.0, 1.4]], dtype=torch.float64)
+    res = gl.geodesic(gl.pullback(polar), z0, z1, T=40)
+    torch.testing.assert_close(res.length, (polar(z0) - polar(z1)).norm(dim=-1), rtol=1e-3, atol=0)
+    x = polar(res.curve)
+    straight = gl.straight_line(polar(z0), polar(z1), 40)
+    # same trace (points equally spaced in data space along the segment: constant speed)
+    torch.testing.assert_close(x, straight, atol=2e-3, rtol=0)
+
+
+def test_minimiser_beats_an_independent_optimiser_and_is_constant_speed(rng):
+    G = gl.pullback(mlp(D=6))
+    z0 = torch.randn(3, 2, generator=rng, dtype=torch.float64) * 2
+    z1 = torch.randn(3, 2, generator=rng, dtype=torch.float64) * 2
+    res = gl.geodesic(G, z0, z1, T=16)
+    x = gl.straight_line(z0, z1, 16)[:, 1:-1].clone().requires_grad_()
+    opt = torch.optim.LBFGS([x], max_iter=1500, tolerance_grad=1e-12, tolerance_change=1e-16, history_size=30,
+                            line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        e = gl.energy(torch.cat([z0[:, None], x, z1[:, None]], 1), G).sum()
+        e.backward()
+        return e
+
+    opt.step(closure)
+    ref = gl.energy(torch.cat([z0[:, None], x, z1[:, None]], 1), G).detach()
+    assert bool((res.energy <= ref * (1 + 1e-8)).all())
+    # the discrete minimiser has constant speed up to the discretisation error, which falls as 1/T²
+    spread = []
+    for T in (40, 80):
+        r = gl.geodesic(G, z0, z1, T=T)
+        s = gl.segment_lengths(r.curve, G)
+        spread.append((s.std(-1) / s.mean(-1)).max().item())
+    assert spread[1] < 5e-3 and 3.0 < spread[0] / spread[1] < 5.5
+    torch.testing.assert_close(r.length ** 2, 2 * r.energy, rtol=1e-5, atol=0)
+
+
+def test_shooting_and_boundary_solver_agree(rng):
+    """Oracle: shoot from z0 with the BVP's initial velocity; the endpoint and the curve come back."""
+    z0, z1 = sphere_pairs(5, rng)
+    G = gl.pullback(sphere)
+    res = gl.geodesic(G, z0, z1, T=65)
+    v0 = gl.log_map(G, z0, z1, T=65)
+    c = gl.shoot(G, z0, v0, T=65)
+    # the generic Christoffel route gives the same right-hand side as the pullback's nested JVPs
+    generic = gl.Metric(G)
+    torch.testing.assert_close(generic.acceleration(z0, v0), G.acceleration(z0, v0))
+    torch.testing.assert_close(c[:, -1], z1, atol=5e-3, rtol=0)
+    torch.testing.assert_close(c, res.curve, atol=5e-3, rtol=0)
+    torch.testing.assert_close(gl.exp_map(G, z0, v0), c[:, -1])
+
+
+def test_shooting_conserves_speed_and_follows_great_circles():
+    G = gl.pullback(sphere)
+    z0 = torch.tensor([[1.0, 0.0], [0.7, 2.0]], dtype=torch.float64)
+    v0 = torch.tensor([[0.3, 1.1], [-0.4, 0.5]], dtype=torch.float64)
+    c = gl.shoot(G, z0, v0, T=50)
+    speed = gl.norm(G, c, gl.velocity(c))[:, 1:-1]
+    torch.testing.assert_close(speed, gl.norm(G, z0, v0)[:, None].expand_as(speed), rtol=1e-3, atol=0)
+    x, n = sphere(c), torch.linalg.cross(sphere(c[:, 0]), sphere(c[:, 1]))
+    assert (x @ n[..., None]).abs().max() < 1e-6
+    # Euclidean: exp is z0 + v0
+    torch.testing.assert_close(gl.exp_map(gl.euclidean, z0, v0), z0 + v0)
+
+
+@pytest.mark.parametrize("name", ["linear", "polar", "sphere", "mlp", "function"])
+def test_distance_is_symmetric_and_satisfies_the_triangle_inequality(name, rng):
+    G, sample = metric_zoo()[name]
+    a, b, c = sample(6, rng), sample(6, rng), sample(6, rng)
+    dab, dba = gl.distance(G, a, b), gl.distance(G, b, a)
+    torch.testing.assert_close(dab, dba, rtol=1e-6, atol=1e-9)
+    dbc, dac = gl.distance(G, b, c), gl.distance(G, a, c)
+    assert bool((dac <= dab + dbc + 1e-6).all())
+
+
+def test_distance_matrix_matches_pairwise_distances(rng):
+    A = torch.tensor([[1.0, 2.0], [0.5, -1.0], [3.0, 0.2]], dtype=torch.float64)
+    Z = torch.randn(7, 2, generator=rng, dtype=torch.float64)
+    Dm = gl.distance_matrix(gl.pullback(lambda z: z @ A.T), Z, T=8, chunk=5)
+    torch.testing.assert_close(Dm, torch.cdist(Z @ A.T, Z @ A.T))
+    D2 = gl.distance_matrix(gl.pullback(sphere), torch.rand(5, 2, generator=rng, dtype=torch.float64) + 0.5, T=24)
+    torch.testing.assert_close(D2, D2.T)
+    assert bool((D2.diagonal() == 0).all())
+
+
+def test_graph_geodesic_goes_around_a_hole():
+    """Points on a ring; the graph path between opposite points follows the ring (length ≈ π r), the solver then
+    finds the Euclidean straight line only when allowed; with a metric that is huge in the hole it stays outside."""
+    th = torch.linspace(0, 2 * math.pi, 121, dtype=torch.float64)[:-1]
+    Z = torch.stack([torch.cos(th), torch.sin(th)], -1) * 2
+    z0, z1 = torch.tensor([[2.0, 0.0]], dtype=torch.float64), torch.tensor([[-2.0, 0.0]], dtype=torch.float64)
+    c = gl.graph_geodesic(gl.euclidean, Z, z0, z1, T=64, k=4)
+    assert c.shape == (1, 64, 2)
+    torch.testing.assert_close(gl.length(c), torch.tensor([2 * math.pi], dtype=torch.float64), rtol=2e-3, atol=0)
+    wall = lambda z: torch.diag_embed((1 + 1e3 * torch.exp(-(z ** 2).sum(-1, keepdim=True) * 2)).expand(*z.shape))
+    res = gl.geodesic(wall, z0, z1, T=64, init="graph", graph_points=Z, max_iter=2000)
+    assert bool(res.converged.all())
+    assert res.curve.norm(dim=-1).min() > 1.0  # stayed out of the wall
+    straight = gl.geodesic(wall, z0, z1, T=64)  # from the straight line it is trapped in a worse local minimum
+    assert res.energy < straight.energy
+    with pytest.raises(ValueError, match="not reachable"):
+        far = torch.cat([Z, Z + 100])
+        gl.graph_geodesic(gl.euclidean, far, z0, z1 + 100, k=3)
+
+
+def test_non_convergence_is_reported_not_hidden(rng):
+    z0, z1 = sphere_pairs(4, rng)
+    res = gl.geodesic(gl.pullback(sphere), z0, z1, T=32, max_iter=1)
+    assert not bool(res.converged.all())
+    assert bool((res.iterations <= 1).all())
+    with pytest.warns(gl.GeodesicWarning, match="did not converge"):
+        gl.distance(gl.pullback(sphere), z0, z1, T=32, max_iter=1)
+
+
+def test_callback_sees_every_iteration(rng):
+    z0, z1 = sphere_pairs(2, rng)
+    seen = []
+    res = gl.geodesic(gl.pullback(sphere), z0, z1, T=16, callback=lambda it, c: seen.append((it, c.shape)))
+    assert [s[0] for s in seen] == list(range(1, len(seen) + 1))
+    assert len(seen) == int(res.iterations.max()) and all(s[1] == (2, 16, 2) for s in seen)
+
+
+def test_geodesic_errors():
+    G = gl.pullback(sphere)
+    with pytest.raises(ValueError, match="T ≥ 3"):
+        gl.geodesic(G, torch.ones(2), torch.ones(2) * 2, T=2)
+    with pytest.raises(ValueError, match="non-finite"):
+        gl.geodesic(G, torch.tensor([1.0, float("inf")]), torch.ones(2))
+    with pytest.raises(ValueError, match="init must have shape"):
+        gl.geodesic(G, torch.ones(3, 2), torch.ones(3, 2) * 2, T=8, init=torch.zeros(3, 9, 2))
+    with pytest.raises(ValueError, match="endpoints differ"):
+        gl.geodesic(G, torch.ones(1, 2), torch.ones(1, 2) * 2, T=4, init=torch.zeros(1, 4, 2))
+    with pytest.raises(ValueError, match="graph_points"):
+        gl.geodesic(G, torch.ones(1, 2), torch.ones(1, 2) * 2, init="graph")
+    with pytest.raises(ValueError, match="non-finite energy"):
+        gl.geodesic(lambda z: torch.diag_embed(torch.sqrt(z - 1)), torch.zeros(1, 2, dtype=torch.float64),
+                    torch.full((1, 2), 2.0, dtype=torch.float64), T=3)

@@ -1,0 +1,47 @@
+import pytest
+import torch
+
+import geomlib as gl
+from conftest import DEVICES, mlp, polar
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_jacobian_matches_autograd(device, dtype, rng):
+    f = mlp(d=3, D=7, dtype=dtype, device=device)
+    z = torch.randn(4, 5, 3, generator=rng, dtype=dtype).to(device)
+    J, x = gl.jacobian(f, z, return_value=True)
+    assert J.shape == (4, 5, 7, 3) and J.dtype == dtype and J.device.type == device
+    for idx in [(0, 0), (3, 4), (2, 1)]:
+        ref = torch.autograd.functional.jacobian(lambda zz: f(zz[None])[0], z[idx])
+        torch.testing.assert_close(J[idx], ref)
+    torch.testing.assert_close(x, f(z))
+
+
+def test_jacobian_wide_output_uses_reverse_mode_correctly(rng):
+    f = lambda z: (z[..., :1] * z[..., 1:]).sum(-1, keepdim=True)  # D=1 < d=4
+    z = torch.randn(6, 4, generator=rng, dtype=torch.float64)
+    ref = torch.stack([torch.autograd.functional.jacobian(lambda zz: f(zz[None])[0], zi) for zi in z])
+    torch.testing.assert_close(gl.jacobian(f, z), ref)
+
+
+def test_jvp_is_jacobian_times_vector(rng):
+    z = torch.rand(8, 2, generator=rng, dtype=torch.float64) + 0.5
+    v = torch.randn(8, 2, generator=rng, dtype=torch.float64)
+    x, Jv = gl.jvp(polar, z, v)
+    torch.testing.assert_close(x, polar(z))
+    torch.testing.assert_close(Jv, (gl.jacobian(polar, z) @ v[..., None])[..., 0])
+
+
+def test_bad_decoder_and_inputs_get_clear_errors():
+    z = torch.zeros(3, 2)
+    with pytest.raises(TypeError, match="must return a torch.Tensor"):
+        gl.jacobian(lambda z: z.numpy(), z)
+    with pytest.raises(ValueError, match="point by point"):
+        gl.jacobian(lambda z: z.sum(), z)
+    with pytest.raises(ValueError, match="non-finite"):
+        gl.jacobian(polar, torch.tensor([[1.0, float("nan")]]))
+    with pytest.raises(TypeError, match="floating-point"):
+        gl.jacobian(polar, torch.zeros(3, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match="same shape"):
+        gl.jvp(polar, z, torch.zeros(2, 2))

@@ -1,0 +1,76 @@
+"""The one convention: L = Σ s_n, E = ½ (T-1) Σ s_n², so L² ≤ 2E with equality at constant speed."""
+import math
+
+import pytest
+import torch
+
+import geomlib as gl
+from conftest import DEVICES, mlp, polar, sphere
+
+
+def circle_arc(T, speed_profile=lambda t: t):
+    t = speed_profile(gl.grid(T, torch.zeros((), dtype=torch.float64)))
+    return torch.stack([torch.cos(math.pi * t), torch.sin(math.pi * t)], -1)  # half circle, length π
+
+
+def test_polygon_length_converges_to_the_arc_length_at_second_order():
+    errs = [abs(gl.length(circle_arc(T)).item() - math.pi) for T in (10, 20, 40, 80)]
+    for a, b in zip(errs, errs[1:]):
+        assert 3.5 < a / b < 4.5  # halving the step quarters the error
+
+
+def test_length_is_reparametrisation_invariant_energy_is_not():
+    uniform, uneven = circle_arc(2001), circle_arc(2001, lambda t: t ** 2)
+    assert abs(gl.length(uniform) - gl.length(uneven)) < 1e-5
+    torch.testing.assert_close(gl.energy(uniform), torch.tensor(math.pi ** 2 / 2, dtype=torch.float64), rtol=1e-5, atol=0)
+    assert gl.energy(uneven) > 1.2 * gl.energy(uniform)  # ∫(2πt)²/2 dt = 2π²/3 > π²/2
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_cauchy_schwarz_and_equality_at_constant_speed(device, rng):
+    G = gl.pullback(mlp(device=device))
+    c = torch.randn(5, 12, 2, generator=rng, dtype=torch.float64).to(device)
+    L, E = gl.length(c, G), gl.energy(c, G)
+    assert bool((L ** 2 <= 2 * E * (1 + 1e-12)).all())
+    fine = gl.resample(gl.straight_line(c[:, 0], c[:, -1], 400), T=400, G=G)
+    L, E = gl.length(fine, G), gl.energy(fine, G)
+    torch.testing.assert_close(L ** 2, 2 * E, rtol=1e-3, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_pullback_length_equals_data_space_length(dtype):
+    """Oracle: the length of the decoded curve in data space (a polygon on a 100× finer grid) = the pullback length."""
+    f = mlp(dtype=dtype)
+
+    def curve(T):
+        t = torch.linspace(0, 1, T, dtype=dtype)
+        return torch.stack([-1 + 2.5 * t, torch.sin(3 * t)], -1)
+
+    truth = gl.data_length(curve(50_000), f)
+    tol = 1e-6 if dtype == torch.float64 else 1e-4
+    torch.testing.assert_close(gl.length(curve(500), gl.pullback(f)), truth, rtol=tol, atol=0)
+    # energy: the same at constant data-space speed is not given here, so compare the two discretisations
+    torch.testing.assert_close(gl.energy(curve(500), gl.pullback(f)), gl.data_energy(curve(500), f), rtol=1e-4, atol=0)
+    # step="data" measures the decoded polygon itself, exactly
+    torch.testing.assert_close(gl.length(curve(50), gl.pullback(f, step="data")), gl.data_length(curve(50), f))
+
+
+def test_closed_forms_polar_and_sphere():
+    # a circle of radius r in polar coordinates has length 2πr; a meridian arc on the sphere has length Δθ
+    T = 101
+    t = gl.grid(T, torch.zeros((), dtype=torch.float64))
+    c = torch.stack([torch.full_like(t, 1.7), 2 * math.pi * t], -1)
+    torch.testing.assert_close(gl.length(c, gl.pullback(polar)), torch.tensor(2 * math.pi * 1.7, dtype=torch.float64))
+    c = torch.stack([0.3 + 2 * t, torch.full_like(t, 0.4)], -1)
+    torch.testing.assert_close(gl.length(c, gl.pullback(sphere)), torch.tensor(2.0, dtype=torch.float64))
+    # a parallel at colatitude θ has length 2π sin θ
+    c = torch.stack([torch.full_like(t, 0.9), 2 * math.pi * t], -1)
+    torch.testing.assert_close(gl.length(c, gl.pullback(sphere)), torch.tensor(2 * math.pi * math.sin(0.9), dtype=torch.float64))
+
+
+def test_data_length_rejects_bad_decoders():
+    c = gl.straight_line(torch.zeros(2), torch.ones(2), 5)
+    with pytest.raises(TypeError, match="torch.Tensor"):
+        gl.data_length(c, lambda z: z.tolist())
+    with pytest.raises(ValueError, match=r"\(\.\.\., T, D\)"):
+        gl.data_length(c, lambda z: z.sum())

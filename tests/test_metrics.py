@@ -1,0 +1,102 @@
+import math
+
+import pytest
+import torch
+
+import geomlib as gl
+from conftest import DEVICES, metric_zoo, polar, sphere
+
+ZOO = list(metric_zoo())
+
+
+@pytest.mark.parametrize("name", ZOO)
+@pytest.mark.parametrize("device", DEVICES)
+def test_every_metric_is_symmetric_positive_definite(name, device, rng):
+    G, sample = metric_zoo(device=device)[name]
+    z = sample(64, rng)
+    Gz = gl.as_metric(G)(z)
+    assert Gz.shape == (64, 2, 2) and Gz.device.type == device
+    torch.testing.assert_close(Gz, Gz.transpose(-1, -2))
+    assert bool((torch.linalg.eigvalsh(Gz) > 0).all())
+
+
+@pytest.mark.parametrize("name", ZOO)
+def test_sqnorm_and_step_agree_with_the_matrix(name, rng):
+    G, sample = metric_zoo()[name]
+    G = gl.as_metric(G)
+    z, v = sample(32, rng), torch.randn(32, 2, generator=rng, dtype=torch.float64)
+    torch.testing.assert_close(G.sqnorm(z, v), torch.einsum("ni,nij,nj->n", v, G(z), v))
+    torch.testing.assert_close(gl.inner(G, z, v, v), gl.norm(G, z, v) ** 2)
+    h = 1e-3  # a short step's squared length is vᵀGv h² up to O(h³)
+    torch.testing.assert_close(G.step_sqlen(z, z + h * v) / h ** 2, G.sqnorm(z, v), rtol=1e-2, atol=1e-8)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_pullback_closed_forms(dtype):
+    z = torch.tensor([[2.0, 0.3], [0.7, 1.2]], dtype=dtype)
+    Gp = gl.pullback(polar)(z)
+    torch.testing.assert_close(Gp, torch.diag_embed(torch.stack([torch.ones(2, dtype=dtype), z[:, 0] ** 2], -1)))
+    Gs = gl.pullback(sphere)(z)
+    torch.testing.assert_close(Gs, torch.diag_embed(torch.stack([torch.ones(2, dtype=dtype), torch.sin(z[:, 0]) ** 2], -1)))
+    A = torch.tensor([[1.0, 2.0], [0.5, -1.0], [3.0, 0.2]], dtype=dtype)
+    torch.testing.assert_close(gl.pullback(lambda z: z @ A.T)(z), (A.T @ A).expand(2, 2, 2))
+
+
+def test_volume_is_the_magnification_factor():
+    z = torch.tensor([[2.0, 0.3], [0.7, 1.2]], dtype=torch.float64)
+    torch.testing.assert_close(gl.volume(gl.pullback(polar), z), z[:, 0])  # area element r dr dθ
+    torch.testing.assert_close(gl.magnification(gl.pullback(sphere), z), torch.sin(z[:, 0]))  # sin θ dθ dφ
+    # oracle: the area of a decoded small square ≈ volume × latent area
+    z0, h = torch.tensor([1.3, 0.4], dtype=torch.float64), 1e-4
+    corners = polar(torch.stack([z0, z0 + torch.tensor([h, 0.0], dtype=torch.float64), z0 + torch.tensor([0.0, h], dtype=torch.float64)]))
+    e1, e2 = corners[1] - corners[0], corners[2] - corners[0]
+    area = abs(e1[0] * e2[1] - e1[1] * e2[0])
+    assert abs(area / h ** 2 - gl.volume(gl.pullback(polar), z0[None])[0]) < 1e-3
+
+
+def test_angles_between_curves():
+    G = gl.pullback(polar)
+    z = torch.tensor([[1.5, 0.2]], dtype=torch.float64)
+    er, eth = torch.tensor([[1.0, 0.0]], dtype=torch.float64), torch.tensor([[0.0, 1.0]], dtype=torch.float64)
+    torch.testing.assert_close(gl.angle(G, z, er, eth), torch.tensor([math.pi / 2], dtype=torch.float64))
+    # the diagonal (1, 1) at radius r makes angle atan(r) with the radial direction (data-space oracle)
+    diag = torch.tensor([[1.0, 1.0]], dtype=torch.float64)
+    torch.testing.assert_close(gl.angle(G, z, er, diag), torch.atan(z[:, 0]))
+    # two curves crossing at z: angle between velocities equals the angle of the decoded curves in data space
+    t = gl.grid(201, z)
+    c1 = z + torch.stack([t - 0.5, 0.3 * (t - 0.5)], -1)
+    c2 = z + torch.stack([-(t - 0.5), 0.8 * (t - 0.5)], -1)
+    u, v = gl.velocity(c1)[100:101], gl.velocity(c2)[100:101]
+    x1, x2 = gl.velocity(polar(c1))[100], gl.velocity(polar(c2))[100]
+    data_angle = torch.arccos((x1 @ x2) / (x1.norm() * x2.norm()))
+    torch.testing.assert_close(gl.angle(G, c1[100:101], u, v)[0], data_angle, rtol=1e-5, atol=0)
+    with pytest.raises(ValueError, match="zero tangent"):
+        gl.angle(G, z, er, torch.zeros_like(er))
+
+
+def test_christoffel_symbols_closed_forms():
+    z = torch.tensor([[2.0, 0.3], [0.9, 1.1]], dtype=torch.float64)
+    P = gl.christoffel(gl.pullback(polar), z)  # Γ^r_θθ = -r, Γ^θ_rθ = Γ^θ_θr = 1/r
+    ref = torch.zeros(2, 2, 2, 2, dtype=torch.float64)
+    ref[:, 0, 1, 1] = -z[:, 0]
+    ref[:, 1, 0, 1] = ref[:, 1, 1, 0] = 1 / z[:, 0]
+    torch.testing.assert_close(P, ref)
+    S = gl.christoffel(gl.pullback(sphere), z)  # Γ^θ_φφ = -sinθ cosθ, Γ^φ_θφ = cot θ
+    ref = torch.zeros(2, 2, 2, 2, dtype=torch.float64)
+    ref[:, 0, 1, 1] = -torch.sin(z[:, 0]) * torch.cos(z[:, 0])
+    ref[:, 1, 0, 1] = ref[:, 1, 1, 0] = 1 / torch.tan(z[:, 0])
+    torch.testing.assert_close(S, ref)
+    A = torch.randn(4, 2, dtype=torch.float64)
+    torch.testing.assert_close(gl.christoffel(gl.pullback(lambda z: z @ A.T), z), torch.zeros(2, 2, 2, 2, dtype=torch.float64))
+
+
+def test_metric_errors():
+    with pytest.raises(ValueError, match=r"G shape \(\.\.\., d, d\)"):
+        gl.as_metric(lambda z: z)(torch.zeros(3, 2))
+    with pytest.raises(TypeError, match="expected a metric"):
+        gl.as_metric(3)
+    with pytest.raises(TypeError, match="final"):
+        class Mine(gl.Metric):  # noqa: F841
+            pass
+    with pytest.raises(ValueError, match="step must be"):
+        gl.pullback(polar, step="trapezoid")
