@@ -8,7 +8,7 @@ import warnings
 from typing import Callable
 
 import torch
-from torch.func import jacfwd, jacrev, jvp as _jvp, vmap
+from torch.func import jvp as _jvp
 
 from . import _checks
 
@@ -37,8 +37,8 @@ def jacobian(f: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, *, retu
     Args: f, batched map (..., d) -> (..., D); z, points shape=[..., d].
     Returns: J shape=[..., D, d] (and f(z) shape=[..., D] with ``return_value=True``).
 
-    Algorithmic note: one ``vmap`` over the flattened batch of ``jacfwd`` (d forward-mode passes, cheap
-    because latent spaces are small) or ``jacrev`` when D < d. No Python loop over points.
+    Algorithmic note: d batched forward-mode passes (Jacobian-vector products with the basis vectors e_i),
+    cheap because latent spaces are small; no Python loop over points.
     """
     z = _checks.points(z, "z")
     _call(f, z.reshape(-1, z.shape[-1])[:1], "f")  # a clear error for a bad decoder before vmap hides it
@@ -48,25 +48,15 @@ def jacobian(f: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, *, retu
 def jacobian_unchecked(f, z, *, return_value: bool = False):
     """``jacobian`` without input checks: safe to call inside other ``torch.func`` transforms."""
     d = z.shape[-1]
-    flat = z.reshape(-1, d)  # (N, d)
-
-    def single(zi: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        xi = f(zi[None])[0]  # f is batched: give it a batch of one
-        return xi, xi
-
-    D = _out_dim(f, flat)
-    jac = jacfwd if d <= D else jacrev
-    J, val = vmap(jac(single, has_aux=True))(flat)  # (N, D, d), (N, D)
-    J = J.reshape(*z.shape[:-1], D, d)
+    eye = torch.eye(d, dtype=z.dtype, device=z.device)
+    # Because f acts on each point separately, one batched JVP with tangent e_i gives column i of every
+    # point's Jacobian at once, with the decoder's full-size matrix products (vmap over single points would
+    # turn them into many tiny ones). d is the latent dimension, so this loop is short.
+    cols = [_jvp(f, (z,), (eye[i].expand_as(z),)) for i in range(d)]
+    J = torch.stack([Jv for _, Jv in cols], dim=-1)  # (..., D, d)
     if return_value:
-        return J, val.reshape(*z.shape[:-1], D)
+        return J, cols[0][0]
     return J
-
-
-def _out_dim(f, flat: torch.Tensor) -> int:
-    """D, the output size of f, without running f (shape propagation on the meta device is not
-    available for arbitrary modules, so run it on one point; the cost is one extra forward of a batch of 1)."""
-    return f(flat[:1]).shape[-1]
 
 
 def jvp(f: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, v: torch.Tensor):
