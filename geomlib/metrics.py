@@ -97,12 +97,16 @@ euclidean = Metric(_eye, sqnorm=lambda z, v: (v * v).sum(-1), step_sqlen=lambda 
 euclidean.__doc__ = "The Euclidean metric G(z) = I."
 
 
-def pullback(f: Callable[[torch.Tensor], torch.Tensor], step: str = "midpoint") -> Metric:
+def pullback(f: Callable[[torch.Tensor], torch.Tensor], step: str = "data") -> Metric:
     """The pullback of the Euclidean metric of data space through the decoder f: G(z) = J(z)ᵀ J(z).
 
     f maps z shape=[..., d] to x shape=[..., D]. vᵀGv = ‖J v‖² costs one Jacobian-vector product.
-    step: "midpoint" (s_n² = ‖J(c̄_n) Δc_n‖², the metric's own quadrature) or "data"
-    (s_n² = ‖f(c_{n+1}) − f(c_n)‖², the decoded polygon; cheaper, and exact for the polygon in data space).
+    step: how a discrete curve's steps are measured.
+      "data" (default): s_n² = ‖f(c_{n+1}) − f(c_n)‖², the decoded polygon. It never underestimates a step
+        by more than the chord does, and it is cheaper (one forward pass per point).
+      "midpoint": s_n² = ‖J(c̄_n) Δc_n‖², the metric's own quadrature. Beware: with a decoder that saturates
+        far from the data (G → 0 there), a long step whose midpoint lands far away costs almost nothing, and
+        an energy minimiser can exploit that; use it for analysis on fine curves, not for solving.
     [Lecture 3]
     """
     if step not in ("midpoint", "data"):

@@ -187,3 +187,20 @@ def test_geodesic_errors():
     with pytest.raises(ValueError, match="non-finite energy"):
         gl.geodesic(lambda z: torch.diag_embed(torch.sqrt(z - 1)), torch.zeros(1, 2, dtype=torch.float64),
                     torch.full((1, 2), 2.0, dtype=torch.float64), T=3)
+
+
+def test_a_saturating_decoder_cannot_fool_the_default_step():
+    """A decoder flat far from the data: with midpoint steps, a huge step whose midpoint lands where G ≈ 0 is
+    almost free. The default (decoded-polygon) steps measure the real data-space displacement, so the geodesic
+    stays near the data and its length is at least the chord ‖f(z1) − f(z0)‖."""
+    f = lambda z: torch.tanh(3 * z) * torch.exp(-(z ** 2).sum(-1, keepdim=True) / 8)  # → 0 far away
+    z0 = torch.tensor([[-0.3, 0.2]], dtype=torch.float64)
+    z1 = torch.tensor([[0.4, -0.1]], dtype=torch.float64)
+    chord = (f(z1) - f(z0)).norm(dim=-1)
+    res = gl.geodesic(gl.pullback(f), z0, z1, T=16)
+    assert bool(res.converged.all()) and bool((res.length >= chord * (1 - 1e-9)).all())
+    assert res.curve.norm(dim=-1).max() < 2.0
+    # the exploit itself: a far-away excursion has almost no midpoint energy, yet real data-space length
+    excursion = torch.tensor([[[-0.3, 0.2], [50.0, 50.0], [0.4, -0.1]]], dtype=torch.float64)
+    assert gl.length(excursion, gl.pullback(f, step="midpoint")) < 1e-6
+    assert gl.length(excursion, gl.pullback(f)) >= chord
