@@ -1,0 +1,1 @@
+"""coursekit: course tooling (exercises, checks, grading)."""

@@ -1,0 +1,497 @@
+"""The exercises: for each, the name the learner defines, the inputs it is tried on, and the reference answer.
+
+One ``Exercise`` per id ("3.2" = exercise 2 of lecture 3). The learner writes a function ``name``; it is called
+on every ``Case`` of the exercise and its output is compared with ``reference(case)``, computed by geomlib (or,
+where geomlib has no such function, by an independent oracle such as ``torch.distributions``). Conceptual
+questions are functions of no arguments that return a number (or a few numbers).
+
+This module never prints and never shows solution code; ``coursekit.checks`` (in the notebook) and
+``coursekit.grade`` (for the teacher) build their messages from ``call`` and ``judge`` below.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import torch
+
+from . import toys
+
+__all__ = ["Case", "Exercise", "EXERCISES", "LECTURES", "exercise", "call", "judge", "Result"]
+
+f64 = torch.float64
+
+
+@dataclass(frozen=True)
+class Case:
+    """One input of a check: ``args`` go to the learner's function; ``hidden`` only to the reference."""
+
+    args: tuple
+    label: str
+    hidden: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Exercise:
+    id: str  # "3.2"
+    name: str  # what the learner defines
+    title: str
+    argnames: tuple[str, ...]
+    cases: Callable[[], list[Case]]
+    reference: Callable[[Case], torch.Tensor]
+    points: int = 1
+    rtol: float = 1e-5
+    atol: float = 1e-7
+
+    @property
+    def lecture(self) -> str:
+        return f"{int(self.id.split('.')[0]):02d}"
+
+
+EXERCISES: dict[str, Exercise] = {}
+
+
+def _register(ex: Exercise) -> Exercise:
+    EXERCISES[ex.id] = ex
+    return ex
+
+
+def exercise(exercise_id) -> Exercise:
+    """The exercise with this id ("3.2"); a KeyError listing the known ids otherwise."""
+    key = str(exercise_id).strip()
+    if key not in EXERCISES:
+        raise KeyError(f"no exercise {exercise_id!r}; known: {', '.join(EXERCISES)}")
+    return EXERCISES[key]
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _randn(g, *shape):
+    return torch.randn(*shape, generator=g, dtype=f64)
+
+
+def _rand(g, *shape, lo=0.0, hi=1.0):
+    return lo + (hi - lo) * torch.rand(*shape, generator=g, dtype=f64)
+
+
+def _gl():
+    import geomlib  # imported lazily: building cases needs only torch
+
+    return geomlib
+
+
+def _no_args(label="your answer"):
+    return lambda: [Case((), label)]
+
+
+# ---------------------------------------------------------------------------------------------- Lecture 2
+
+
+def _curves(seed):
+    g = _gen(seed)
+    return [
+        Case((torch.tensor([[0.0, 0.0], [3.0, 4.0]], dtype=f64),), "one step from (0, 0) to (3, 4)"),
+        Case((torch.tensor([[0.0, 0.0], [1.0, 0.0], [1.0, 1.0], [0.0, 1.0]], dtype=f64),),
+             "three unit steps around a square (uneven speed is fine)"),
+        Case((_randn(g, 4, 7, 3),), "a batch of 4 random curves, T=7 points in d=3"),
+        Case((_randn(g, 2, 3, 5, 2),), "a 2×3 batch of curves, T=5, d=2 (two batch dimensions)"),
+    ]
+
+
+_register(Exercise("2.1", "polygon_length", "length of a discrete curve", ("c",), lambda: _curves(21),
+                   lambda k: _gl().length(*k.args)))
+_register(Exercise("2.2", "curve_energy", "energy of a discrete curve with Δt = 1/(T-1)", ("c",),
+                   lambda: _curves(22), lambda k: _gl().energy(*k.args)))
+
+
+def _decoded_cases():
+    g = _gen(23)
+    line = torch.stack([torch.ones(9, dtype=f64), torch.linspace(0, math.pi, 9, dtype=f64)], -1)
+    return [
+        Case((line, toys.polar), "polar decoder, the straight line r=1, θ from 0 to π (T=9)"),
+        Case((_rand(g, 3, 6, 2, lo=0.5, hi=2.0), toys.polar), "polar decoder, 3 random curves, T=6"),
+        Case((_randn(g, 5, 4, 2), toys.mlp(3)), "a small MLP decoder R²→R⁵, 5 random curves, T=4"),
+    ]
+
+
+_register(Exercise("2.3", "decoded_length", "length of the decoded polygon", ("c", "f"), _decoded_cases,
+                   lambda k: _gl().data_length(*k.args)))
+
+
+def _ref_2_4(_):
+    gl = _gl()
+    t = torch.linspace(0, 1, 101, dtype=f64)
+    c = torch.stack([t**2, torch.zeros_like(t)], -1)
+    return gl.length(c) ** 2 / (2 * gl.energy(c))
+
+
+_register(Exercise("2.4", "answer_2_4", "L²/(2E) for c(t) = (t², 0)", (), _no_args(), _ref_2_4, atol=2e-3))
+
+# ---------------------------------------------------------------------------------------------- Lecture 3
+
+
+def _jacobian_cases():
+    gl, g = _gl(), _gen(31)
+    out = []
+    for f, z, label in [
+        (toys.polar, torch.tensor([[2.0, 0.3]], dtype=f64), "polar decoder at one point (r=2, θ=0.3)"),
+        (toys.mlp(1), _randn(g, 5, 2), "MLP R²→R⁵ at 5 points: J shape (5, 5, 2)"),
+        (toys.mlp(2, d=3, D=4), _randn(g, 2, 3, 3), "MLP R³→R⁴ on a 2×3 batch: J shape (2, 3, 4, 3)"),
+    ]:
+        out.append(Case((gl.jacobian(f, z),), label, {"f": f, "z": z}))
+    return out
+
+
+_register(Exercise("3.1", "pullback_metric", "the pullback metric G = JᵀJ", ("J",), _jacobian_cases,
+                   lambda k: _gl().pullback(k.hidden["f"])(k.hidden["z"])))
+
+
+def _metric_curves():
+    g = _gen(32)
+    polar_metric = lambda z: torch.diag_embed(torch.stack([torch.ones_like(z[..., 0]), z[..., 0] ** 2], -1))
+    line = torch.stack([torch.ones(17, dtype=f64), torch.linspace(0, math.pi, 17, dtype=f64)], -1)
+    return [
+        Case((line, polar_metric), "G = diag(1, r²) (polar), the line r=1, θ from 0 to π (T=17)"),
+        Case((_randn(g, 3, 5, 2), toys.conformal), "G = (1 + ‖z‖²) I, 3 random curves, T=5, d=2"),
+        Case((_randn(g, 2, 4, 3), toys.conformal), "G = (1 + ‖z‖²) I, 2 random curves, T=4, d=3"),
+    ]
+
+
+_register(Exercise("3.2", "metric_length", "length under a metric, midpoint rule", ("c", "G"), _metric_curves,
+                   lambda k: _gl().length(*k.args)))
+
+
+def _step_cases():
+    g = _gen(33)
+    return [
+        Case((_randn(g, 1, 6, 2), toys.polar, 0.1), "polar decoder, one curve, T=6, lr=0.1"),
+        Case((_randn(g, 3, 8, 2), toys.mlp(4), 0.05), "MLP decoder R²→R⁵, 3 curves, T=8, lr=0.05"),
+    ]
+
+
+def _ref_step(k):
+    c, f, lr = k.args
+    c = c.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(_gl().data_energy(c, f).sum(), c)
+    grad[..., 0, :] = 0
+    grad[..., -1, :] = 0
+    return (c - lr * grad).detach()
+
+
+_register(Exercise("3.3", "energy_step", "one gradient step on the decoded-curve energy", ("c", "f", "lr"),
+                   _step_cases, _ref_step))
+
+
+def _ref_3_4(_):
+    gl = _gl()
+    c = gl.straight_line(torch.tensor([1.0, 0.0], dtype=f64), torch.tensor([1.0, math.pi], dtype=f64), 256)
+    return gl.length(c, gl.pullback(toys.polar, step="midpoint"))  # exact on this curve: G is constant along it
+
+
+_register(Exercise("3.4", "answer_3_4", "pullback length of a latent straight line (polar)", (), _no_args(),
+                   _ref_3_4, atol=1e-2))
+
+# ---------------------------------------------------------------------------------------------- Lecture 4
+
+
+def _coord_cases():
+    gl, g = _gl(), _gen(41)
+    th = 0.7
+    R = torch.tensor([[math.cos(th), -math.sin(th)], [math.sin(th), math.cos(th)]], dtype=f64)
+    A2 = torch.tensor([[2.0, 0.5], [-0.3, 1.0]], dtype=f64)
+    out = []
+    for f, A, z, label in [
+        (toys.mlp(5), 3 * R, _randn(g, 4, 2), "MLP decoder, A = 3·rotation, 4 points"),
+        (toys.mlp(6), A2, _randn(g, 2, 3, 2), "MLP decoder, a shear-and-scale A, a 2×3 batch of points"),
+    ]:
+        out.append(Case((gl.pullback(f)(z), A), label, {"f": f, "z": z}))
+    return out
+
+
+def _ref_coord(k):
+    gl = _gl()
+    f, z = k.hidden["f"], k.hidden["z"]
+    A = k.args[1]
+    Ainv = torch.linalg.inv(A)
+    f_new = lambda zt: f(zt @ Ainv.T)  # the same model in the coordinates z̃ = A z
+    return gl.pullback(f_new)(z @ A.T)
+
+
+_register(Exercise("4.1", "change_coordinates", "the metric in new coordinates z̃ = A z", ("G", "A"),
+                   _coord_cases, _ref_coord))
+
+
+def _angle_cases():
+    gl, g = _gl(), _gen(42)
+    out = []
+    for f, n, label in [(toys.polar, 1, "polar decoder at one point"), (toys.mlp(7), 6, "MLP decoder at 6 points")]:
+        z = _rand(g, n, 2, lo=0.5, hi=2.0)
+        u, v = _randn(g, n, 2), _randn(g, n, 2)
+        out.append(Case((gl.pullback(f)(z), u, v), label, {"f": f, "z": z}))
+    z = torch.tensor([[2.0, 0.0]], dtype=f64)
+    e1, e2 = torch.tensor([[1.0, 0.0]], dtype=f64), torch.tensor([[1.0, 1.0]], dtype=f64)
+    out.append(Case((gl.pullback(toys.polar)(z), e1, e2), "G = diag(1, 4), u = (1, 0), v = (1, 1): not 45°",
+                    {"f": toys.polar, "z": z}))
+    return out
+
+
+_register(Exercise("4.2", "metric_angle", "the angle between tangent vectors under G", ("G", "u", "v"),
+                   _angle_cases, lambda k: _gl().angle(_gl().pullback(k.hidden["f"]), k.hidden["z"], *k.args[1:])))
+
+
+def _ref_4_3(_):
+    gl = _gl()
+    f = toys.mlp(0)
+    A = 3 * torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=f64)
+    c = gl.straight_line(torch.tensor([-1.0, 0.0], dtype=f64), torch.tensor([1.0, 1.0], dtype=f64), 64)
+    ct = c @ A.T
+    f_new = lambda zt: f(zt @ torch.linalg.inv(A).T)
+    latent = gl.length(ct) / gl.length(c)
+    pulled = gl.length(ct, gl.pullback(f_new, step="data")) / gl.length(c, gl.pullback(f, step="data"))
+    return torch.stack([latent, pulled])
+
+
+_register(Exercise("4.3", "answer_4_3", "length ratios after z̃ = 3Rz", (), _no_args(), _ref_4_3, atol=1e-3))
+
+# ---------------------------------------------------------------------------------------------- Lecture 5
+
+
+def _cat(mu, sigma):
+    return lambda z: torch.cat([mu(z), sigma(z)], -1)
+
+
+def _expected_cases():
+    gl, g = _gl(), _gen(51)
+    out = []
+    for seed, z, label in [(0, _randn(g, 3, 2), "Gaussian decoder R²→R⁴, 3 points"),
+                           (1, 3 * _randn(g, 2, 2, 2), "Gaussian decoder, a 2×2 batch of points far from 0")]:
+        mu, sigma = toys.gaussian(seed)
+        out.append(Case((gl.jacobian(mu, z), gl.jacobian(sigma, z)), label, {"mu": mu, "sigma": sigma, "z": z}))
+    return out
+
+
+# the oracle: J_μᵀJ_μ + J_σᵀJ_σ is the plain pullback through the stacked map z -> (μ(z), σ(z))
+_register(Exercise("5.1", "expected_metric", "the expected metric J_μᵀJ_μ + J_σᵀJ_σ", ("J_mu", "J_sigma"),
+                   _expected_cases, lambda k: _gl().pullback(_cat(k.hidden["mu"], k.hidden["sigma"]))(k.hidden["z"])))
+
+
+def _energy_cases():
+    g = _gen(52)
+    out = []
+    for seed, c, label in [(0, _randn(g, 1, 5, 2), "Gaussian decoder, one curve, T=5"),
+                           (2, 2 * _randn(g, 4, 9, 2), "Gaussian decoder, 4 curves, T=9")]:
+        mu, sigma = toys.gaussian(seed)
+        out.append(Case((c, mu, sigma), label))
+    return out
+
+
+_register(Exercise("5.2", "expected_energy", "the discrete expected curve energy", ("c", "mu", "sigma"),
+                   _energy_cases, lambda k: _gl().data_energy(k.args[0], _cat(*k.args[1:]))))
+
+
+def _ref_5_3(_):
+    gl = _gl()
+    mu = lambda z: z
+    sigma = lambda z: 0.1 * (z * z).sum(-1, keepdim=True)
+    return gl.volume(gl.pullback(_cat(mu, sigma)), torch.tensor([2.0, 0.0], dtype=f64))
+
+
+_register(Exercise("5.3", "answer_5_3", "volume element of the expected metric", (), _no_args(), _ref_5_3, atol=1e-3))
+
+# ---------------------------------------------------------------------------------------------- Lecture 6
+
+
+def _bernoulli_kl_ref(p, q):
+    B = torch.distributions.Bernoulli
+    return torch.distributions.kl_divergence(B(probs=p), B(probs=q)).sum(-1)
+
+
+def _kl_cases():
+    g = _gen(61)
+    return [
+        Case((torch.tensor([0.5], dtype=f64), torch.tensor([0.5], dtype=f64)), "p = q = (0.5): KL is 0"),
+        Case((_rand(g, 4, 6, lo=0.05, hi=0.95), _rand(g, 4, 6, lo=0.05, hi=0.95)), "4 pairs, D=6 pixels"),
+        Case((_rand(g, 2, 3, 5, lo=0.001, hi=0.999), _rand(g, 2, 3, 5, lo=0.001, hi=0.999)),
+             "a 2×3 batch, D=5, probabilities near 0 and 1"),
+    ]
+
+
+_register(Exercise("6.1", "bernoulli_kl", "KL between products of Bernoullis", ("p", "q"), _kl_cases,
+                   lambda k: _bernoulli_kl_ref(*k.args)))
+
+
+def _kl_energy_cases():
+    g = _gen(62)
+    return [Case((_randn(g, 1, 6, 2), toys.bernoulli(0)), "Bernoulli decoder R²→(0,1)⁶, one curve, T=6"),
+            Case((_randn(g, 3, 10, 2), toys.bernoulli(1, D=8)), "Bernoulli decoder R²→(0,1)⁸, 3 curves, T=10")]
+
+
+def _ref_kl_energy(k):
+    c, dec = k.args
+    p = dec(c)  # (..., T, D)
+    return (c.shape[-2] - 1) * _bernoulli_kl_ref(p[..., :-1, :], p[..., 1:, :]).sum(-1)
+
+
+_register(Exercise("6.2", "kl_curve_energy", "curve energy as a sum of KL divergences", ("c", "decoder"),
+                   _kl_energy_cases, _ref_kl_energy))
+
+
+def _fisher_cases():
+    gl, g = _gl(), _gen(63)
+    out = []
+    for seed, z, label in [(0, _randn(g, 3, 2), "Bernoulli decoder, 3 points"),
+                           (2, 2 * _randn(g, 2, 2, 2), "Bernoulli decoder, a 2×2 batch of points")]:
+        dec = toys.bernoulli(seed)
+        J, p = gl.jacobian(dec, z, return_value=True)
+        out.append(Case((J, p), label, {"decoder": dec, "z": z}))
+    return out
+
+
+def _ref_fisher(k):
+    # oracle: p -> 2 arcsin √p is an isometry from (0, 1) with the Bernoulli Fisher metric 1/(p(1-p)) to the line
+    dec = k.hidden["decoder"]
+    return _gl().pullback(lambda z: 2 * torch.arcsin(dec(z).sqrt()))(k.hidden["z"])
+
+
+_register(Exercise("6.3", "bernoulli_fisher_metric", "the pulled-back Fisher–Rao metric of a Bernoulli decoder",
+                   ("J", "p"), _fisher_cases, _ref_fisher))
+
+
+def _ref_6_4(_):
+    gl = _gl()
+    c = gl.straight_line(torch.tensor([0.1], dtype=f64), torch.tensor([0.9], dtype=f64), 2001)
+    return gl.length(c, lambda p: (1 / (p * (1 - p)))[..., None])
+
+
+_register(Exercise("6.4", "answer_6_4", "Fisher–Rao distance between Bernoulli(0.1) and Bernoulli(0.9)", (),
+                   _no_args(), _ref_6_4, atol=1e-3))
+
+LECTURES: dict[str, list[str]] = {}
+for _id, _ex in EXERCISES.items():
+    LECTURES.setdefault(_ex.lecture, []).append(_id)
+
+# ---------------------------------------------------------------------------------------------- calling and judging
+
+
+@dataclass(frozen=True)
+class Result:
+    """The verdict on one exercise: ``points`` of ``max_points`` and a message for a human."""
+
+    id: str
+    name: str
+    points: int
+    max_points: int
+    status: str  # "pass", "fail", "not implemented", "missing", "error"
+    message: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+
+def _clone(x):
+    return x.detach().clone() if isinstance(x, torch.Tensor) else x
+
+
+def as_output(x) -> torch.Tensor:
+    """What a learner returned, as a plain float64 CPU tensor; TypeError (with what it was) if not numeric."""
+    if isinstance(x, torch.Tensor):
+        if x.is_complex() or x.dtype == torch.bool:
+            raise TypeError(f"returned a tensor of dtype {x.dtype}, expected real numbers")
+        x = x.detach().to("cpu", torch.float64)
+        return torch.empty(x.shape, dtype=torch.float64).copy_(x)  # a plain Tensor, whatever subclass came in
+    if isinstance(x, bool) or x is None or isinstance(x, str):
+        raise TypeError(f"returned {type(x).__name__} {x!r:.40}, expected a tensor or a number")
+    try:
+        return torch.as_tensor(x, dtype=torch.float64).clone()
+    except Exception:
+        raise TypeError(f"returned a {type(x).__name__}, expected a tensor or a number") from None
+
+
+def call(ex: Exercise, fn: Any, case: Case) -> tuple[str, Any]:
+    """Run the learner's ``fn`` on one case: ("ok", tensor), ("not implemented", None) or ("error", message).
+
+    Never raises for anything the learner's function does (KeyboardInterrupt and SystemExit excepted:
+    those belong to whoever runs us).
+    """
+    if not callable(fn):
+        return "error", f"{ex.name} should be a function, got {type(fn).__name__}"
+    try:
+        out = fn(*[_clone(a) for a in case.args])
+    except NotImplementedError:
+        return "not implemented", None
+    except Exception as err:  # the learner's bug: report it, never propagate it
+        return "error", f"raised {type(err).__name__}: {_short(str(err), 200)}"
+    try:
+        return "ok", as_output(out)
+    except TypeError as err:
+        return "error", str(err)
+
+
+def _short(s: str, n: int) -> str:
+    s = "".join(ch if ch.isprintable() or ch == " " else " " for ch in str(s))
+    return s if len(s) <= n else s[: n - 1] + "…"
+
+
+def _fmt(t: torch.Tensor, n: int = 6) -> str:
+    flat = t.reshape(-1)
+    vals = ", ".join(f"{v:.6g}" for v in flat[:n].tolist())
+    more = ", …" if flat.numel() > n else ""
+    return f"{vals}" if t.dim() == 0 else f"[{vals}{more}]"
+
+
+def _shape(t) -> str:
+    return "a scalar" if t.dim() == 0 else f"shape {tuple(t.shape)}"
+
+
+def describe(ex: Exercise, case: Case) -> str:
+    """The input of a case in words, with the shapes of its tensors."""
+    shapes = [f"{n} {tuple(a.shape)}" for n, a in zip(ex.argnames, case.args) if isinstance(a, torch.Tensor)]
+    return case.label + (f" [{', '.join(shapes)}]" if shapes else "")
+
+
+def compare(ex: Exercise, expected: torch.Tensor, got: torch.Tensor) -> str | None:
+    """None when got matches expected (shape and values within rtol, atol); otherwise why not."""
+    expected = expected.detach().to("cpu", torch.float64)
+    if got.numel() == expected.numel() == 1 and got.dim() <= 1 and expected.dim() <= 1:
+        got = got.reshape(expected.shape)  # a number is a number, whether float, 0-d or shape (1,)
+    if got.shape != expected.shape:
+        return f"expected {_shape(expected)}, got {_shape(got)}"
+    if not bool(torch.isfinite(got).all()):
+        return f"got non-finite values (NaN or inf): {_fmt(got)}"
+    if torch.allclose(got, expected, rtol=ex.rtol, atol=ex.atol):
+        return None
+    err = (got - expected).abs()
+    idx = tuple(int(i) for i in torch.unravel_index(err.argmax(), err.shape)) if err.dim() else ()
+    where = f" (largest at index {idx})" if idx else ""
+    return f"expected {_fmt(expected)}, got {_fmt(got)}: max |error| {err.max().item():.3g}{where}"
+
+
+def judge(ex: Exercise, cases: list[Case], outcomes: list[tuple[str, Any]], expected: list[torch.Tensor]) -> Result:
+    """The verdict from the outcomes of ``call`` on the cases, in order (full points only when every case passes).
+
+    ``outcomes`` may stop early at its first failure; ``expected[i]`` is needed only where outcome i is "ok".
+    """
+    n = len(cases)
+
+    def res(status, msg, pts=0):
+        return Result(ex.id, ex.name, pts, ex.points, status, msg)
+
+    for i, (case, (status, value), exp) in enumerate(zip(cases, outcomes, expected)):
+        if status == "not implemented":
+            return res("not implemented", "not implemented yet (it raises NotImplementedError)")
+        where = f"input {i + 1}/{n}, {describe(ex, case)}" if ex.argnames else "your answer"
+        if status != "ok":
+            return res("error", f"{where}: {_short(value, 300)}")
+        if not isinstance(value, torch.Tensor) or type(value) is not torch.Tensor:
+            return res("error", f"{where}: the output could not be read")
+        why = compare(ex, exp, value)
+        if why is not None:
+            return res("fail", f"{where}: {why}")
+    if len(outcomes) < n:
+        return res("error", f"only {len(outcomes)} of {n} inputs could be checked (time ran out?)")
+    what = f"all {n} inputs" if ex.argnames else "your answer is right"
+    return res("pass", what, ex.points)

@@ -1,0 +1,176 @@
+"""The grader: shipped solutions score full marks, shipped exercises zero, and broken or malicious submissions
+(tests/fixtures/submissions) get an honest score without stopping the run."""
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from coursekit import catalog, grade
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "submissions"
+SOLVED, BLANK = ("02", "06"), ("03", "06")  # lectures whose solution / exercise notebooks are graded
+TIMEOUT = 20  # per notebook; the endless loops in the fixtures are cut after TIMEOUT/5 (cells) and TIMEOUT/10 (calls)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """Everything graded in one run, two notebooks at a time: two solution and two exercise notebooks, the fixtures.
+    (Every solution passes its checks in-process in test_exercises.py; here the point is the sandboxed path.)"""
+    folder = tmp_path_factory.mktemp("submissions")
+    for kind, lectures in (("solution", SOLVED), ("exercise", BLANK)):
+        for lec in lectures:
+            shutil.copy(next((ROOT / f"{kind}s").glob(f"{lec}_*.ipynb")), folder / f"{kind}_{lec}.ipynb")
+    for p in FIXTURES.rglob("*.ipynb.json"):  # stored as .json so that nbval never runs them (see README.md there)
+        target = folder / p.relative_to(FIXTURES).with_suffix("")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(p, target)
+    rows = grade.grade(folder, timeout=TIMEOUT, jobs=2)
+    by = {}
+    for r in rows:
+        by.setdefault(r.student, {})[r.exercise] = r
+    return rows, by
+
+
+def _statuses(by, student):
+    return {i: r.status for i, r in by[student].items()}
+
+
+def _total(by, student):
+    return sum(r.points for r in by[student].values())
+
+
+def test_solutions_score_full_marks(graded):
+    _, by = graded
+    for lec in SOLVED:
+        ids = catalog.LECTURES[lec]
+        rows = by[f"solution_{lec}"]
+        assert sorted(rows) == ids
+        assert all(r.status == "pass" and r.points == r.max_points for r in rows.values()), \
+            {i: r.message for i, r in rows.items() if r.status != "pass"}
+
+
+def test_exercises_score_zero(graded):
+    _, by = graded
+    for lec in BLANK:
+        rows = by[f"exercise_{lec}"]
+        assert sorted(rows) == catalog.LECTURES[lec]
+        assert all(r.points == 0 and r.status == "not implemented" for r in rows.values())
+
+
+def test_partially_correct(graded):
+    _, by = graded
+    assert _statuses(by, "partial") == {"2.1": "pass", "2.2": "pass", "2.3": "fail", "2.4": "not implemented"}
+    assert _total(by, "partial") == 2
+    assert "polar decoder" in by["partial"]["2.3"].message and "expected" in by["partial"]["2.3"].message
+
+
+def test_printing_pass_earns_nothing(graded):
+    _, by = graded
+    assert _total(by, "fake_pass") == 0
+    assert by["fake_pass"]["2.1"].status == "fail"
+
+
+def test_redefined_check_patched_judge_and_forged_results_earn_nothing(graded):
+    _, by = graded
+    assert _total(by, "tamper") == 0
+    assert by["tamper"]["2.1"].status == "fail" and "expected 5, got 0" in by["tamper"]["2.1"].message
+
+
+def test_endless_loops_are_cut_and_the_rest_still_counts(graded):
+    _, by = graded
+    assert _statuses(by, "infinite_loop") == {"2.1": "pass", "2.2": "pass", "2.3": "error", "2.4": "not implemented"}
+    assert "took longer than" in by["infinite_loop"]["2.3"].message
+
+
+def test_syntax_error(graded):
+    _, by = graded
+    assert _statuses(by, "syntax_error")["2.1"] == "pass" and _total(by, "syntax_error") == 1
+    assert by["syntax_error"]["2.2"].status == "missing" and "syntax error" in by["syntax_error"]["2.2"].message
+
+
+def test_huge_output(graded):
+    _, by = graded
+    assert _statuses(by, "huge_output")["2.1"] == "pass" and _total(by, "huge_output") == 1
+
+
+def test_sys_exit_and_os_exit(graded):
+    """sys.exit and exit() in cells are ignored; os._exit inside 2.3 ends the child, results so far are kept."""
+    _, by = graded
+    assert _statuses(by, "sys_exit") == {"2.1": "pass", "2.2": "pass", "2.3": "error", "2.4": "error"}
+    assert "exit status 3" in by["sys_exit"]["2.3"].message
+
+
+def test_crashing_interpreter(graded):
+    _, by = graded
+    assert _total(by, "segfault") == 0 and len(by["segfault"]) == 4
+    assert all("ended the grading process" in r.message for r in by["segfault"].values())
+
+
+def test_invalid_json(graded):
+    _, by = graded
+    assert sorted(by["invalid_json"]) == catalog.LECTURES["02"]  # the lecture is read from the file name
+    assert all(r.points == 0 and "not a valid notebook" in r.message for r in by["invalid_json"].values())
+
+
+def test_reports(graded, tmp_path):
+    rows, by = graded
+    csv_path, json_path = grade.write_reports(rows, tmp_path)
+    with open(csv_path, newline="", encoding="utf-8") as fh:
+        back = list(csv.DictReader(fh))
+    assert len(back) == len(rows) and {"student", "exercise", "points", "message"} <= set(back[0])
+    data = json.loads(json_path.read_text("utf-8"))
+    assert data["totals"]["partial"] == {"points": 2, "max_points": 4}
+    assert len(data["rows"]) == len(rows)
+    text = grade.table(rows)
+    assert "partial" in text and "2/4" in text
+
+
+def _write(path: Path, *sources, metadata=None):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s) for s in sources]
+    nb.metadata.update(metadata or {})
+    nbformat.write(nb, path)
+
+
+def test_a_loop_that_swallows_the_alarm_is_killed_at_the_hard_timeout(tmp_path):
+    src = "while True:\n    try:\n        while True:\n            pass\n    except BaseException:\n        pass"
+    _write(tmp_path / "stubborn.ipynb", "def polygon_length(c):\n    return c", src)
+    rows = grade.grade_notebook("stubborn", tmp_path / "stubborn.ipynb", timeout=4, lecture="02")
+    assert [r.points for r in rows] == [0, 0, 0, 0]
+    assert all("ran out of time (4 s)" in r.message for r in rows)
+
+
+def test_lecture_detection(tmp_path):
+    _write(tmp_path / "bob.ipynb", "def bernoulli_kl(p, q):\n    pass\ndef kl_curve_energy(c, decoder):\n    pass")
+    cells, meta, _ = grade._read_code_cells(tmp_path / "bob.ipynb")
+    assert grade._lecture(tmp_path / "bob.ipynb", cells, meta, None) == "06"  # from the names it defines
+    assert grade._lecture(tmp_path / "bob.ipynb", cells, {"coursekit": {"lecture": "03"}}, None) == "03"
+    assert grade._lecture(tmp_path / "bob.ipynb", cells, meta, "04") == "04"
+    _write(tmp_path / "eve.ipynb", "print('hello')")
+    rows = grade.grade_notebook("eve", tmp_path / "eve.ipynb")
+    assert len(rows) == 1 and rows[0].points == 0 and "could not tell which lecture" in rows[0].message
+
+
+def test_command_line(tmp_path):
+    subs = tmp_path / "subs"
+    (subs / "carol").mkdir(parents=True)  # a folder without notebooks
+    (subs / "dan.ipynb").write_text("not json")
+    out = tmp_path / "report"
+    res = subprocess.run([sys.executable, "-m", "coursekit.grade", str(subs), "--out", str(out), "--lecture", "02"],
+                         capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert "carol" in res.stdout and "dan" in res.stdout and "no notebook" in res.stdout
+    rows = json.loads((out / "scores.json").read_text())["rows"]
+    assert {r["student"] for r in rows} == {"carol", "dan"} and all(r["points"] == 0 for r in rows)
+    assert (out / "scores.csv").exists()
+    bad = subprocess.run([sys.executable, "-m", "coursekit.grade", str(tmp_path / "nope")], capture_output=True,
+                         text=True, cwd=ROOT, timeout=120)
+    assert bad.returncode == 2 and "is not a folder" in bad.stderr
