@@ -52,6 +52,7 @@ def jacobian_unchecked(f, z, *, return_value: bool = False):
     # Because f acts on each point separately, one batched JVP with tangent e_i gives column i of every
     # point's Jacobian at once, with the decoder's full-size matrix products (vmap over single points would
     # turn them into many tiny ones). d is the latent dimension, so this loop is short.
+    z = z.contiguous()  # torch.func refuses expanded primals (several elements share one memory cell)
     cols = [_jvp(f, (z,), (eye[i].expand_as(z),)) for i in range(d)]
     J = torch.stack([Jv for _, Jv in cols], dim=-1)  # (..., D, d)
     if return_value:
@@ -76,4 +77,5 @@ def jvp(f: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, v: torch.Ten
 
 def jvp_unchecked(f, z, v):
     """``jvp`` without input checks."""
-    return _jvp(f, (z,), (v,))
+    # contiguous: torch.func refuses primals/tangents made by expand (several elements share one memory cell)
+    return _jvp(f, (z.contiguous(),), (v.contiguous(),))

@@ -45,3 +45,12 @@ def test_bad_decoder_and_inputs_get_clear_errors():
         gl.jacobian(polar, torch.zeros(3, 2, dtype=torch.long))
     with pytest.raises(ValueError, match="same shape"):
         gl.jvp(polar, z, torch.zeros(2, 2))
+
+
+def test_expanded_inputs_are_fine(rng):
+    """Broadcast endpoints arrive as expanded (stride-0) tensors; forward-mode AD must not choke on them."""
+    z = torch.rand(1, 2, generator=rng, dtype=torch.float64).expand(5, 2) + 0.5
+    v = torch.randn(2, generator=rng, dtype=torch.float64).expand(5, 2)
+    torch.testing.assert_close(gl.jvp(polar, z, v)[1], gl.jvp(polar, z.clone(), v.clone())[1])
+    torch.testing.assert_close(gl.jacobian(polar, z), gl.jacobian(polar, z.clone()))
+    torch.testing.assert_close(gl.norm(gl.pullback(polar), z, v), gl.norm(gl.pullback(polar), z.clone(), v.clone()))
