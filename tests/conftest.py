@@ -52,7 +52,15 @@ def metric_zoo(dtype=torch.float64, device="cpu"):
         "sphere": (gl.pullback(sphere), lambda n, g: box(0.4, 2.7)(n, g) * torch.tensor([1.0, 2.0], dtype=dtype, device=device)),
         "mlp": (gl.pullback(mlp(dtype=dtype, device=device)), box(-2.0, 2.0)),
         "function": (lambda z: torch.diag_embed(1 + z ** 2), box(-2.0, 2.0)),
+        "fisher_kl": (gl.fisher_pullback(bernoulli_decoder(dtype, device)), box(-2.0, 2.0)),
+        "fisher_midpoint": (gl.fisher_pullback(bernoulli_decoder(dtype, device), step="midpoint"), box(-2.0, 2.0)),
     }
+
+
+def bernoulli_decoder(dtype=torch.float64, device="cpu", D=6):
+    """z -> D independent Bernoullis with probabilities sigmoid(MLP(z))."""
+    f = mlp(D=D, seed=3, dtype=dtype, device=device)
+    return lambda z: torch.distributions.Bernoulli(probs=torch.sigmoid(2 * f(z)))
 
 
 PI = math.pi

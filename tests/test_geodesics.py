@@ -115,7 +115,7 @@ def test_shooting_conserves_speed_and_follows_great_circles():
     torch.testing.assert_close(gl.exp_map(gl.euclidean, z0, v0), z0 + v0)
 
 
-@pytest.mark.parametrize("name", ["linear", "polar", "sphere", "mlp", "function"])
+@pytest.mark.parametrize("name", ["linear", "polar", "sphere", "mlp", "function", "fisher_midpoint"])
 def test_distance_is_symmetric_and_satisfies_the_triangle_inequality(name, rng):
     G, sample = metric_zoo()[name]
     a, b, c = sample(6, rng), sample(6, rng), sample(6, rng)
