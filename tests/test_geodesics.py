@@ -204,3 +204,23 @@ def test_a_saturating_decoder_cannot_fool_the_default_step():
     excursion = torch.tensor([[[-0.3, 0.2], [50.0, 50.0], [0.4, -0.1]]], dtype=torch.float64)
     assert gl.length(excursion, gl.pullback(f, step="midpoint")) < 1e-6
     assert gl.length(excursion, gl.pullback(f)) >= chord
+
+
+def test_metric_preconditioner_is_newton_for_a_constant_metric(rng):
+    """For a linear decoder the energy is quadratic and the frozen-metric Hessian is exact: the first step is
+    the Newton step and lands on the minimiser. The Euclidean start matrix reaches the same curve, slower."""
+    A = torch.tensor([[30.0, 1.0], [0.0, 0.2]], dtype=torch.float64)  # strongly anisotropic
+    G = gl.pullback(lambda z: z @ A.T)
+    z0 = torch.randn(5, 2, generator=rng, dtype=torch.float64)
+    z1 = torch.randn(5, 2, generator=rng, dtype=torch.float64)
+    init = gl.straight_line(z0, z1, 20) + torch.sin(math.pi * gl.grid(20, z0))[:, None] * torch.tensor([0.3, -0.7], dtype=torch.float64)
+    fast = gl.geodesic(G, z0, z1, T=20, init=init)
+    slow = gl.geodesic(G, z0, z1, T=20, init=init, precondition="euclidean")
+    assert bool(fast.converged.all()) and bool(slow.converged.all())
+    one = gl.geodesic(G, z0, z1, T=20, init=init, max_iter=1)  # a single step is already on the line
+    torch.testing.assert_close(one.curve, gl.straight_line(z0, z1, 20), atol=1e-6, rtol=0)
+    assert int(fast.iterations.max()) <= 3 < int(slow.iterations.max())
+    torch.testing.assert_close(fast.curve, gl.straight_line(z0, z1, 20), atol=1e-7, rtol=0)
+    torch.testing.assert_close(slow.curve, fast.curve, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="precondition"):
+        gl.geodesic(G, z0, z1, precondition="newton")
