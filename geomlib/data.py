@@ -1,2 +1,225 @@
-"""Placeholder until its issue lands."""
-__all__: list[str] = []
+"""Small data sets for the course, generated or shipped: nothing is downloaded, and the same seed gives the
+same tensors. [Lectures 1, 3, 5, 6]
+
+Every function returns torch tensors of the dtype asked for (default: torch's default dtype) on the CPU;
+labels are ``torch.long``. Shapes are stated in each docstring: N points of dimension D.
+
+    moons, circle (= ring), spiral   2-D toy sets, X shape=[N, 2]
+    digits                           scikit-learn's 8x8 digits scaled to [0, 1], X shape=[N, 64]
+    tree_sequences                   categorical sequences evolved along a random binary tree
+    torus_angles                     pairs of angles along a closed loop on the torus, shape=[N, 2]
+    sphere_vectors                   unit vectors in S² or S³ along a few smooth paths, shape=[N, 3 or 4]
+"""
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+
+__all__ = ["moons", "circle", "ring", "spiral", "digits", "TreeSequences", "tree_sequences", "torus_angles",
+           "sphere_vectors"]
+
+
+def _gen(seed: int) -> torch.Generator:
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    return torch.Generator().manual_seed(seed)
+
+
+def _n(n, name: str = "n", least: int = 1) -> int:
+    if not isinstance(n, int) or isinstance(n, bool) or n < least:
+        raise ValueError(f"{name} must be an int ≥ {least}, got {n!r}")
+    return n
+
+
+def _dtype(dtype):
+    dtype = torch.get_default_dtype() if dtype is None else dtype
+    if not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
+    return dtype
+
+
+def moons(n: int = 500, noise: float = 0.08, seed: int = 0, dtype=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two interleaving half circles ("moons") with Gaussian noise of std ``noise``.
+
+    Returns X shape=[n, 2] and y shape=[n] (long, 0 for the upper moon, 1 for the lower one).
+    """
+    n, g, dtype = _n(n, least=2), _gen(seed), _dtype(dtype)
+    y = torch.arange(n) % 2  # alternate, so both moons get n/2 points
+    t = torch.rand(n, generator=g, dtype=torch.float64) * math.pi
+    upper = torch.stack([torch.cos(t), torch.sin(t)], -1)
+    lower = torch.stack([1 - torch.cos(t), 0.5 - torch.sin(t)], -1)
+    X = torch.where(y[:, None] == 0, upper, lower) + noise * torch.randn(n, 2, generator=g, dtype=torch.float64)
+    return X.to(dtype), y
+
+
+def circle(n: int = 500, radius: float = 1.0, noise: float = 0.05, seed: int = 0, dtype=None):
+    """Points on a circle of the given radius, with Gaussian noise of std ``noise`` in the plane.
+
+    Returns X shape=[n, 2] and the angle t shape=[n] in [0, 2π) of each point before the noise.
+    """
+    n, g, dtype = _n(n), _gen(seed), _dtype(dtype)
+    t = torch.rand(n, generator=g, dtype=torch.float64) * 2 * math.pi
+    X = radius * torch.stack([torch.cos(t), torch.sin(t)], -1) + noise * torch.randn(n, 2, generator=g,
+                                                                                     dtype=torch.float64)
+    return X.to(dtype), t.to(dtype)
+
+
+ring = circle
+
+
+def spiral(n: int = 500, turns: float = 1.5, noise: float = 0.03, seed: int = 0, dtype=None):
+    """An Archimedean spiral r = t/(2π·turns), t ∈ [0, 2π·turns], with Gaussian noise of std ``noise``.
+
+    Returns X shape=[n, 2] (inside the unit disc, up to the noise) and the position s shape=[n] in [0, 1].
+    """
+    n, g, dtype = _n(n), _gen(seed), _dtype(dtype)
+    s = torch.rand(n, generator=g, dtype=torch.float64)
+    t = s * 2 * math.pi * turns
+    X = s[:, None] * torch.stack([torch.cos(t), torch.sin(t)], -1)
+    X = X + noise * torch.randn(n, 2, generator=g, dtype=torch.float64)
+    return X.to(dtype), s.to(dtype)
+
+
+def digits(n: int | None = None, classes=None, binarize: bool = False, seed: int = 0, dtype=None):
+    """The 8x8 handwritten digits shipped with scikit-learn (1797 images), pixels scaled to [0, 1].
+
+    Args: n, keep a random subset of n images (None: all, in the shipped order); classes, keep only these
+    digit labels (e.g. ``(0, 1, 7)``); binarize, threshold at 0.5 to {0, 1} (for a Bernoulli decoder).
+    Returns X shape=[N, 64] (row-major 8x8 images) and y shape=[N] (long, the digit).
+    """
+    from sklearn.datasets import load_digits  # ships with scikit-learn: no download
+
+    dtype = _dtype(dtype)
+    data = load_digits()
+    X = torch.as_tensor(data.data, dtype=torch.float64) / 16.0
+    y = torch.as_tensor(data.target, dtype=torch.long)
+    if classes is not None:
+        classes = torch.as_tensor(list(classes), dtype=torch.long)
+        bad = classes[(classes < 0) | (classes > 9)]
+        if len(bad):
+            raise ValueError(f"classes must be digits 0..9, got {bad.tolist()}")
+        keep = torch.isin(y, classes)
+        X, y = X[keep], y[keep]
+    if n is not None:
+        if _n(n) > len(y):
+            raise ValueError(f"n={n} is more than the {len(y)} images available")
+        idx = torch.randperm(len(y), generator=_gen(seed))[:n]
+        X, y = X[idx], y[idx]
+    if binarize:
+        X = (X > 0.5).to(X.dtype)
+    return X.to(dtype), y
+
+
+class TreeSequences(NamedTuple):
+    """What ``tree_sequences`` returns (N sequences of length L over A letters, M nodes in the tree)."""
+
+    x: torch.Tensor  # (N, L, A) one-hot float: the observed sequences (the leaves of the tree)
+    labels: torch.Tensor  # (N, L) long: the same sequences as letter indices in [0, A)
+    clade: torch.Tensor  # (N,) long in [0, n_clades): which of the first n_clades lineages a leaf descends from
+    parent: torch.Tensor  # (M,) long: the parent node of every node; −1 for the root (node 0)
+    nodes: torch.Tensor  # (M, L) long: the sequence at every node (ancestors included)
+    leaf: torch.Tensor  # (N,) long: the node index of each leaf
+    depth: torch.Tensor  # (M,) long: the number of branches from the root to each node
+
+
+def tree_sequences(n: int = 256, length: int = 30, n_letters: int = 20, n_clades: int = 4,
+                   mutation_rate: float = 0.05, seed: int = 0, dtype=None) -> TreeSequences:
+    """A family of sequences related by a random binary tree, like proteins of one family.
+
+    The tree is a Yule process in continuous time: each of the k current lineages splits at rate 1 (the waiting
+    time to the next split is Exp(k)), until there are n lineages; the tree is ultrametric and its early
+    branches are long. Along a branch of length τ every position of the sequence mutates, independently, with
+    probability 1 − exp(−mutation_rate·τ), to a uniformly chosen other letter. The root sequence is uniform.
+    The first ``n_clades`` lineages define the clades: sequences of one clade share more history, so they
+    differ less from each other than from sequences of other clades.
+
+    Returns a ``TreeSequences`` (see its fields): x shape=[n, length, n_letters], labels shape=[n, length],
+    clade shape=[n], and the whole tree (parent, nodes, leaf, depth) to check that geodesics follow branches.
+    """
+    n, length, n_letters = _n(n), _n(length, "length"), _n(n_letters, "n_letters", least=2)
+    n_clades = _n(n_clades, "n_clades")
+    if n_clades > n:
+        raise ValueError(f"n_clades={n_clades} must be at most n={n}")
+    if not mutation_rate >= 0.0:
+        raise ValueError(f"mutation_rate must be ≥ 0, got {mutation_rate}")
+    g, dtype = _gen(seed), _dtype(dtype)
+
+    def mutate(s: torch.Tensor, tau: float) -> torch.Tensor:
+        hit = torch.rand(length, generator=g, dtype=torch.float64) < -math.expm1(-mutation_rate * tau)
+        shift = torch.randint(1, n_letters, (length,), generator=g)  # a different letter, uniformly
+        return torch.where(hit, (s + shift) % n_letters, s)
+
+    # nodes[i] is the sequence at the *end* of node i's branch (where it splits, or at the final time)
+    nodes = [torch.randint(0, n_letters, (length,), generator=g)]
+    parent, depth, clade_of, born = [-1], [0], [0], [0.0]
+    alive, t = [0], 0.0  # the current lineages, the current time
+    while len(alive) < n:
+        t += float(-torch.rand(1, generator=g, dtype=torch.float64).log()) / len(alive)  # Exp(k) waiting time
+        p = alive.pop(int(torch.randint(0, len(alive), (1,), generator=g)))
+        if p != 0:
+            nodes[p] = mutate(nodes[parent[p]], t - born[p])
+        for _ in range(2):
+            nodes.append(nodes[p])  # placeholder until the branch ends
+            parent.append(p)
+            depth.append(depth[p] + 1)
+            clade_of.append(clade_of[p])
+            born.append(t)
+            alive.append(len(nodes) - 1)
+        if len(alive) == n_clades:  # the lineages alive now found the clades
+            for c, node in enumerate(alive):
+                clade_of[node] = c
+    t += float(-torch.rand(1, generator=g, dtype=torch.float64).log()) / len(alive)  # the leaves' last stretch
+    for i in alive:
+        if i != 0:
+            nodes[i] = mutate(nodes[parent[i]], t - born[i])
+    # keep leaves in the order of the tree's nodes, so neighbours in the list are often close relatives
+    leaf = torch.tensor(sorted(alive), dtype=torch.long)
+    nodes = torch.stack(nodes)  # (M, L)
+    labels = nodes[leaf]  # (N, L)
+    x = torch.nn.functional.one_hot(labels, n_letters).to(dtype)  # (N, L, A)
+    clade = torch.tensor(clade_of, dtype=torch.long)[leaf]
+    return TreeSequences(x, labels, clade, torch.tensor(parent), nodes, leaf, torch.tensor(depth))
+
+
+def torus_angles(n: int = 500, noise: float = 0.1, seed: int = 0, dtype=None):
+    """Pose-like pairs of joint angles along a closed loop on the torus (like hip and knee through a stride).
+
+    The loop is θ₁ = t, θ₂ = 1.2 sin(2t) + 0.8 for t ∈ [0, 2π): it winds once around the first circle and
+    oscillates on the second. Gaussian noise of std ``noise`` is added to both angles, and they are wrapped to
+    [−π, π). Returns angles shape=[n, 2] and the loop parameter t shape=[n].
+    """
+    n, g, dtype = _n(n), _gen(seed), _dtype(dtype)
+    t = torch.rand(n, generator=g, dtype=torch.float64) * 2 * math.pi
+    theta = torch.stack([t, 1.2 * torch.sin(2 * t) + 0.8], -1)
+    theta = theta + noise * torch.randn(n, 2, generator=g, dtype=torch.float64)
+    theta = torch.remainder(theta + math.pi, 2 * math.pi) - math.pi
+    return theta.to(dtype), t.to(dtype)
+
+
+def sphere_vectors(n: int = 300, dim: int = 3, n_paths: int = 3, arc: float = 2.0, noise: float = 0.05,
+                   seed: int = 0, dtype=None):
+    """Orientation-like unit vectors in S^{dim−1} (dim = 3: directions; dim = 4: unit quaternions) along
+    ``n_paths`` great-circle arcs of angle ``arc`` through random points in random directions.
+
+    Gaussian noise of std ``noise`` is added in R^dim and the vectors are normalised back onto the sphere.
+    Returns X shape=[n, dim] (unit rows), the path label shape=[n] (long) and the arc position s shape=[n]
+    in [0, 1].
+    """
+    n, g, dtype = _n(n), _gen(seed), _dtype(dtype)
+    if dim not in (3, 4):
+        raise ValueError(f"dim must be 3 (S²) or 4 (S³), got {dim}")
+    n_paths = _n(n_paths, "n_paths")
+    start = torch.randn(n_paths, dim, generator=g, dtype=torch.float64)
+    start = start / start.norm(dim=-1, keepdim=True)
+    direction = torch.randn(n_paths, dim, generator=g, dtype=torch.float64)
+    direction = direction - (direction * start).sum(-1, keepdim=True) * start  # tangent at start
+    direction = direction / direction.norm(dim=-1, keepdim=True)
+    path = torch.arange(n) % n_paths
+    s = torch.rand(n, generator=g, dtype=torch.float64)
+    angle = (s * arc)[:, None]
+    X = torch.cos(angle) * start[path] + torch.sin(angle) * direction[path]  # on the great circle
+    X = X + noise * torch.randn(n, dim, generator=g, dtype=torch.float64)
+    X = X / X.norm(dim=-1, keepdim=True)
+    return X.to(dtype), path, s.to(dtype)

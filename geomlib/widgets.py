@@ -115,7 +115,9 @@ def _decoded_kind(decoded: torch.Tensor | None, image_shape) -> str | None:
 def _decoded_traces(kind: str, xk: np.ndarray, image_shape, x_data: np.ndarray | None) -> list:
     """Plotly traces for one frame's decoded points xk shape=[n, D] (the data cloud first, if any)."""
     if kind == "images":
-        return [go.Heatmap(z=_tiles(xk[None], image_shape)[::-1], colorscale="Greys", showscale=False,
+        tiles = _tiles(xk[None], image_shape)[::-1]
+        # the gaps between tiles are NaN; a widget sends strict JSON, where a gap must be None (null)
+        return [go.Heatmap(z=np.where(np.isnan(tiles), None, tiles).tolist(), colorscale="Greys", showscale=False,
                            hoverinfo="skip", name="decoded")]
     if kind == "points":
         out = []

@@ -164,6 +164,8 @@ def test_explorer_images_and_errors():
     ex = gw.GeodesicExplorer(gl.euclidean, Z0, Z1, decoder=lambda z: z @ A, image_shape=(8, 8), T=8, n_grid=4)
     tiles = np.asarray(ex.decoded_figure.data[0].z, dtype=float)[::-1]
     np.testing.assert_allclose(tiles[:8, :8], (Z0 @ A).reshape(8, 8).numpy(), rtol=1e-12)
+    import json  # the widget's data travels as strict JSON: NaN gaps between tiles must be null
+    json.dumps(ex.decoded_figure.to_plotly_json()["data"], allow_nan=False, default=str)
     assert ex._repr_mimebundle_()["application/vnd.jupyter.widget-view+json"]["model_id"] == ex.widget.model_id
     with pytest.raises(ValueError, match="shape \\(2,\\)"):
         gw.GeodesicExplorer(gl.euclidean, torch.zeros(3, dtype=D64), torch.ones(3, dtype=D64))

@@ -1,0 +1,80 @@
+"""Train, seeded, the small VAEs shipped in geomlib/checkpoints/ and save them (each well under 2 MB).
+
+    python scripts/make_checkpoints.py              # train and save all (about a minute on 2 CPU cores)
+    python scripts/make_checkpoints.py --only digits_normal
+    python scripts/make_checkpoints.py --verify     # retrain in memory and compare with the saved files
+
+Training is deterministic on the CPU: the same torch version and seed give the same weights (``--verify``
+checks this to float tolerance). One thread, because these models are tiny and thread hand-offs cost more
+than they save.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import torch
+
+import geomlib as gl
+from geomlib.vae import CHECKPOINTS
+
+# name -> (data, VAE arguments, training arguments, calibration arguments or None, what the lectures use it for)
+RECIPES = {
+    "digits_normal": (lambda: gl.digits()[0], dict(likelihood="normal", D=64, d=2),
+                      dict(epochs=300, lr=2e-3), dict(k=32, zeta=1e-2), "lectures 1, 3, 5: digits, Gaussian decoder"),
+    "moons_normal": (lambda: gl.moons(n=1000)[0], dict(likelihood="normal", D=2, d=2, hidden=(64, 64)),
+                     dict(epochs=200, lr=2e-3), dict(k=16, zeta=1e-2), "toy: two moons, Gaussian decoder"),
+    "digits_bernoulli": (lambda: gl.digits(binarize=True)[0], dict(likelihood="bernoulli", D=64, d=2),
+                         dict(epochs=300, lr=2e-3), None, "lecture 6: binarised digits, Bernoulli decoder"),
+    "torus_von_mises": (lambda: gl.torus_angles(n=1000)[0], dict(likelihood="von_mises", D=2, d=2, hidden=(64, 64)),
+                        dict(epochs=200, lr=2e-3), None, "lecture 6: angle pairs, product of von Mises"),
+    "tree_categorical": (lambda: gl.tree_sequences().labels, dict(likelihood="categorical", D=30, d=2,
+                                                                  n_categories=20),
+                         dict(epochs=300, lr=2e-3, batch_size=64), None,
+                         "lecture 6: sequences on a tree, Categorical decoder"),
+    "sphere_vmf": (lambda: gl.sphere_vectors(n=600, dim=3)[0], dict(likelihood="vmf", D=3, d=2, hidden=(64, 64)),
+                   dict(epochs=200, lr=2e-3), None, "lecture 6: directions on S², von Mises-Fisher decoder"),
+}
+
+
+def train(name: str) -> tuple[gl.VAE, dict]:
+    data, arch, fit, calib, about = RECIPES[name]
+    X = data()
+    model = gl.VAE(**arch, seed=0)
+    t = time.perf_counter()
+    history = gl.train_vae(model, X, seed=0, progress=False, **fit)
+    if calib is not None:
+        model.calibrate(X, seed=0, **calib)
+    meta = dict(about=about, epochs=fit["epochs"], lr=fit["lr"], batch_size=fit.get("batch_size", 128), seed=0,
+                final_loss=history[-1], first_loss=history[0], n_data=len(X), torch=str(torch.__version__),
+                seconds=round(time.perf_counter() - t, 1))
+    return model, meta
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--only", nargs="*", choices=sorted(RECIPES), help="train only these")
+    ap.add_argument("--verify", action="store_true", help="retrain and compare with the saved checkpoints")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(1)
+    CHECKPOINTS.mkdir(exist_ok=True)
+    failed = []
+    for name in args.only or RECIPES:
+        model, meta = train(name)
+        path = CHECKPOINTS / f"{name}.pt"
+        if args.verify:
+            saved = gl.load_vae(path).state_dict()
+            worst = max((a - saved[k]).abs().max().item() for k, a in model.state_dict().items())
+            ok = worst < 1e-4
+            failed += [] if ok else [name]
+            print(f"{name:18s} max |Δweight| = {worst:.2e}  {'same' if ok else 'DIFFERENT'}")
+            continue
+        gl.save_vae(model, path, **meta)
+        print(f"{name:18s} {meta['seconds']:6.1f} s  loss {meta['first_loss']:9.3f} -> {meta['final_loss']:9.3f}  "
+              f"{path.stat().st_size / 1e6:.2f} MB")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
