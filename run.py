@@ -79,7 +79,10 @@ def main(argv: list[str]) -> int:
     ensure_venv()
     env = dict(os.environ, PYTHONHASHSEED="0")
     if command == "lab":
-        return subprocess.call([PY, "-m", "jupyterlab", "lectures/00_index.ipynb", *rest], cwd=ROOT, env=env)
+        root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []  # e.g. in a container
+        # the whole course in the file browser (lectures, exercises, solutions), opening on the index
+        return subprocess.call([PY, "-m", "jupyterlab", f"--ServerApp.root_dir={ROOT}",
+                                "--LabApp.default_url=/lab/tree/lectures/00_index.ipynb", *root, *rest], cwd=ROOT, env=env)
     ensure_browser()
     # exercises/ are not run by nbval: as shipped they must fail their checks (tests/test_exercises.py runs them)
     args = rest or [p for p in ("tests", "lectures", "solutions") if (ROOT / p).is_dir()]
