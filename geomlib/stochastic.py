@@ -24,7 +24,7 @@ __all__ = ["expected_pullback", "CalibratedSigma", "calibrate_sigma"]
 
 
 def expected_pullback(mu: Callable[[torch.Tensor], torch.Tensor], sigma: Callable[[torch.Tensor], torch.Tensor],
-                      step: str = "midpoint") -> Metric:
+                      step: str = "data") -> Metric:
     """The expected metric of a Gaussian decoder f(z) = μ(z) + σ(z) ⊙ ε, ε ~ N(0, I):
 
         G(z) = E[J_fᵀ J_f] = J_μ(z)ᵀ J_μ(z) + J_σ(z)ᵀ J_σ(z),      vᵀ G v = ‖J_μ v‖² + ‖J_σ v‖².
