@@ -293,7 +293,12 @@ def shoot(G, z0: torch.Tensor, v0: torch.Tensor, T: int = 32, substeps: int = 4)
     h = 1.0 / ((T - 1) * substeps)
 
     def rhs(z, v):
-        return v, metric.acceleration(z, v)
+        try:
+            return v, metric.acceleration(z, v)
+        except torch.linalg.LinAlgError as err:
+            raise ValueError(f"the geodesic equation broke down: G is singular at a point the shot curve reached "
+                             f"(|z| up to {z.abs().amax().item():.3g}); there the decoder's Jacobian has rank < d. "
+                             f"Shoot with a shorter v0, or use geodesic() between endpoints instead") from err
 
     z, v = z0, v0
     out = [z]

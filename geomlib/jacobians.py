@@ -31,6 +31,12 @@ def _call(f: Callable, z: torch.Tensor, what: str = "f") -> torch.Tensor:
     return x
 
 
+def checked(f: Callable, what: str = "f") -> Callable:
+    """f, with every output checked: a tensor of shape (..., D) for input (..., d) (a clear error otherwise).
+    The checks only look at types and shapes, so they work inside ``torch.func`` transforms too."""
+    return lambda z: _call(f, z, what)
+
+
 def jacobian(f: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, *, return_value: bool = False):
     """J(z) = ∂f/∂z for every point of a batch.
 

@@ -20,7 +20,7 @@ import torch
 from torch.func import jacfwd, vmap
 
 from . import _checks
-from .jacobians import jacobian_unchecked, jvp_unchecked
+from .jacobians import checked, jacobian_unchecked, jvp_unchecked
 
 __all__ = ["Metric", "as_metric", "euclidean", "pullback", "inner", "norm", "angle", "volume",
            "magnification", "christoffel"]
@@ -111,6 +111,9 @@ def pullback(f: Callable[[torch.Tensor], torch.Tensor], step: str = "data") -> M
     """
     if step not in ("midpoint", "data"):
         raise ValueError(f"step must be 'midpoint' or 'data', got {step!r}")
+    if not callable(f):
+        raise TypeError(f"the decoder f must be a function z -> x, got {type(f).__name__}")
+    f = checked(f, "the decoder")
 
     def G(z):
         J = jacobian_unchecked(f, z)  # (..., D, d)

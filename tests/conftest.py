@@ -52,6 +52,9 @@ def metric_zoo(dtype=torch.float64, device="cpu"):
         "sphere": (gl.pullback(sphere), lambda n, g: box(0.4, 2.7)(n, g) * torch.tensor([1.0, 2.0], dtype=dtype, device=device)),
         "mlp": (gl.pullback(mlp(dtype=dtype, device=device)), box(-2.0, 2.0)),
         "function": (lambda z: torch.diag_embed(1 + z ** 2), box(-2.0, 2.0)),
+        "expected": (gl.expected_pullback(mlp(dtype=dtype, device=device),
+                                          lambda z: 0.1 + torch.nn.functional.softplus(mlp(D=5, seed=7, dtype=dtype, device=device)(z))),
+                     box(-2.0, 2.0)),
         "fisher_kl": (gl.fisher_pullback(bernoulli_decoder(dtype, device)), box(-2.0, 2.0)),
         "fisher_midpoint": (gl.fisher_pullback(bernoulli_decoder(dtype, device), step="midpoint"), box(-2.0, 2.0)),
     }

@@ -115,7 +115,7 @@ def test_shooting_conserves_speed_and_follows_great_circles():
     torch.testing.assert_close(gl.exp_map(gl.euclidean, z0, v0), z0 + v0)
 
 
-@pytest.mark.parametrize("name", ["linear", "polar", "sphere", "mlp", "function", "fisher_midpoint"])
+@pytest.mark.parametrize("name", ["linear", "polar", "sphere", "mlp", "function", "expected", "fisher_midpoint"])
 def test_distance_is_symmetric_and_satisfies_the_triangle_inequality(name, rng):
     G, sample = metric_zoo()[name]
     a, b, c = sample(6, rng), sample(6, rng), sample(6, rng)
@@ -224,3 +224,25 @@ def test_metric_preconditioner_is_newton_for_a_constant_metric(rng):
     torch.testing.assert_close(slow.curve, fast.curve, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="precondition"):
         gl.geodesic(G, z0, z1, precondition="newton")
+
+
+def test_shot_endpoint_fed_to_the_boundary_solver_gives_back_the_shot_curve(rng):
+    """Oracle, the other way round: shoot from z0 with v0 (short enough that the geodesic is minimising), hand the
+    endpoint to the boundary-value solver, and the same curve comes back."""
+    f = mlp(D=6)
+    G = gl.pullback(lambda z: torch.cat([f(z), z], -1))  # G = J_fᵀJ_f + I stays non-degenerate where tanh saturates
+    z0 = torch.randn(4, 2, generator=rng, dtype=torch.float64)
+    v0 = torch.randn(4, 2, generator=rng, dtype=torch.float64) * 0.6
+    shot = gl.shoot(G, z0, v0, T=49)
+    res = gl.geodesic(G, z0, shot[:, -1], T=49)
+    assert bool(res.converged.all())
+    torch.testing.assert_close(res.curve, shot, atol=2e-3, rtol=0)
+    # and the lengths agree with the speed the geodesic started with: L = ‖v0‖_G(z0)
+    torch.testing.assert_close(res.length, gl.norm(G, z0, v0), rtol=2e-3, atol=0)
+
+
+def test_shooting_into_a_singular_region_says_so():
+    """This decoder sees only z₁ + z₂: its Jacobian has rank 1, so G is singular and the equation has no solution."""
+    G = gl.pullback(lambda z: torch.tanh(z * 3).sum(-1, keepdim=True).expand(*z.shape[:-1], 3) * torch.tensor([1.0, 2.0, 3.0]))
+    with pytest.raises(ValueError, match="G is singular"):
+        gl.shoot(G, torch.zeros(1, 2), torch.tensor([[1.0, 0.5]]), T=4)

@@ -100,3 +100,13 @@ def test_metric_errors():
             pass
     with pytest.raises(ValueError, match="step must be"):
         gl.pullback(polar, step="trapezoid")
+
+
+def test_a_decoder_that_returns_no_tensor_gets_a_clear_error():
+    z0, z1 = torch.zeros(2, 2), torch.ones(2, 2)
+    with pytest.raises(TypeError, match="the decoder must return a torch.Tensor, got list"):
+        gl.geodesic(gl.pullback(lambda z: z.tolist()), z0, z1)
+    with pytest.raises(ValueError, match="point by point"):
+        gl.pullback(lambda z: z.sum())(z0)
+    with pytest.raises(TypeError, match="function"):
+        gl.pullback("not a decoder")
