@@ -247,17 +247,26 @@ class VAE(nn.Module):
 
 
 def train_vae(model: VAE, X: torch.Tensor, epochs: int = 100, batch_size: int = 128, lr: float = 1e-3,
-              seed: int = 0, progress: bool = True) -> list[float]:
+              seed: int = 0, progress: bool = True, beta: float = 1.0, warmup: int = 0) -> list[float]:
     """Fit a VAE by maximising the ELBO with Adam over shuffled mini-batches (one-sample reparametrised
     estimates). X shape=[N, D] (long [N, L] for "categorical") is moved to the model's device and dtype.
     Seeded: the same model, data and seed give the same weights. Returns the loss history: −ELBO per data
     point, averaged over each epoch (a list of ``epochs`` floats). Shows a tqdm bar unless ``progress=False``.
-    [Lecture 1]
+
+    KL weight (optional; the defaults maximise the plain ELBO): epoch e = 0, 1, ... maximises
+    log p(x|z) − β_e KL(q(z|x) ‖ N(0, I)) with β_e = beta · min(1, (e+1)/warmup) (β_e = beta when warmup = 0).
+    A warm-up (KL annealing, Bowman et al. 2016) lets the decoder learn to use z before the KL term pulls
+    q(z|x) onto the prior, which prevents posterior collapse onto fewer latent dimensions; beta < 1 keeps a
+    weaker pull throughout (a β-VAE). The history always reports the plain −ELBO (β = 1). [Lecture 1]
     """
     from tqdm.auto import tqdm
 
     if not isinstance(model, VAE):
         raise TypeError(f"model must be a VAE, got {type(model).__name__}")
+    if not (isinstance(beta, (int, float)) and not isinstance(beta, bool) and beta >= 0):
+        raise ValueError(f"beta (the KL weight) must be a number ≥ 0, got {beta!r}")
+    if not (isinstance(warmup, int) and not isinstance(warmup, bool) and warmup >= 0):
+        raise ValueError(f"warmup (epochs of KL warm-up) must be an int ≥ 0, got {warmup!r}")
     p = next(model.parameters())
     X = model.check_data(X, support=True)
     X = X.to(p.device) if model.likelihood == "categorical" else X.to(device=p.device, dtype=p.dtype)
@@ -269,16 +278,26 @@ def train_vae(model: VAE, X: torch.Tensor, epochs: int = 100, batch_size: int = 
     history: list[float] = []
     model.train()
     bar = tqdm(range(epochs), desc=f"VAE({model.likelihood})", disable=not progress)
-    for _ in bar:
+    for epoch in bar:
         total = 0.0
+        w = float(beta) * min(1.0, (epoch + 1) / warmup) if warmup else float(beta)  # this epoch's KL weight
         perm = torch.randperm(N, generator=g, device=p.device)
         for i in range(0, N, batch_size):
             xb = X[perm[i:i + batch_size]]
-            loss = -model.elbo(xb, generator=g).mean()
+            if w == 1.0:  # the plain ELBO
+                loss = -model.elbo(xb, generator=g).mean()
+                elbo_loss = loss.item()
+            else:  # the same one-sample estimate as VAE.elbo, with the KL term weighted by w
+                q_mu, q_sigma = model.encode(xb)
+                eps = torch.randn(q_mu.shape, generator=g, dtype=q_mu.dtype, device=q_mu.device)
+                kl = 0.5 * (q_mu.pow(2) + q_sigma.pow(2) - 1 - 2 * q_sigma.log()).sum(-1)
+                log_lik = model.log_likelihood(xb, q_mu + q_sigma * eps)
+                loss = -(log_lik - w * kl).mean()
+                elbo_loss = -(log_lik - kl).mean().item()
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total += loss.item() * len(xb)
+            total += elbo_loss * len(xb)
         history.append(total / N)
         bar.set_postfix(loss=f"{history[-1]:.3f}")
     model.eval()
