@@ -87,6 +87,89 @@ def _no_args(label="your answer"):
     return lambda: [Case((), label)]
 
 
+# ---------------------------------------------------------------------------------------------- Lecture 1
+
+
+def _normal(mu, sigma):
+    return torch.distributions.Normal(mu, sigma, validate_args=False)
+
+
+def _kl_prior_ref(mu, sigma):
+    # oracle: torch.distributions' KL between the factors, summed over the latent dims
+    prior = _normal(torch.zeros_like(mu), torch.ones_like(sigma))
+    return torch.distributions.kl_divergence(_normal(mu, sigma), prior).sum(-1)
+
+
+def _q_cases():
+    g = _gen(11)
+    return [
+        Case((torch.zeros(1, 2, dtype=f64), torch.ones(1, 2, dtype=f64)), "q = N(0, I) in d=2: KL is 0"),
+        Case((torch.tensor([1.0, 0.0], dtype=f64), torch.tensor([1.0, 0.5], dtype=f64)),
+             "one q in d=2: mu = (1, 0), sigma = (1, 0.5)"),
+        Case((_randn(g, 5, 3), _rand(g, 5, 3, lo=0.2, hi=2.0)), "a batch of 5, d=3"),
+        Case((2 * _randn(g, 2, 3, 2), _rand(g, 2, 3, 2, lo=0.01, hi=0.1)),
+             "a 2×3 batch, d=2, small sigma (confident encoder)"),
+    ]
+
+
+_register(Exercise("1.1", "kl_to_prior", "KL(N(mu, diag sigma²) ‖ N(0, I)) in closed form", ("mu", "sigma"),
+                   _q_cases, lambda k: _kl_prior_ref(*k.args)))
+
+
+def _reparam_cases():
+    g = _gen(12)
+    mu, sigma = torch.tensor([1.0, -2.0], dtype=f64), torch.tensor([0.5, 3.0], dtype=f64)
+    return [
+        Case((mu, sigma, torch.tensor([2.0, 1.0], dtype=f64)), "mu = (1, -2), sigma = (0.5, 3), eps = (2, 1)"),
+        Case((_randn(g, 4, 3), _rand(g, 4, 3, lo=0.1, hi=2.0), _randn(g, 4, 3)), "a batch of 4, d=3, one eps each"),
+        Case((_randn(g, 4, 2), _rand(g, 4, 2, lo=0.1, hi=2.0), _randn(g, 10, 4, 2)),
+             "S=10 samples for each of 4 q's: eps (S, 4, d) against mu, sigma (4, d)"),
+    ]
+
+
+def _ref_reparam(k):
+    mu, sigma, eps = k.args
+    return torch.distributions.transforms.AffineTransform(mu, sigma)(eps)  # the map ε ↦ μ + σ ε, broadcast
+
+
+_register(Exercise("1.2", "reparametrize", "the reparametrised sample z = mu + sigma ⊙ eps", ("mu", "sigma", "eps"),
+                   _reparam_cases, _ref_reparam))
+
+
+def _elbo_cases():
+    g = _gen(13)
+    out = []
+    for seed, S, batch, label in [(0, 1, (3,), "Gaussian decoder R²→R⁴, 3 images, S=1 sample each"),
+                                  (1, 16, (2, 2), "Gaussian decoder R²→R⁴, a 2×2 batch, S=16 samples each")]:
+        mu, sigma = toys.gaussian(seed)
+        z_true = _randn(g, *batch, 2)  # the data: drawn from the decoder, so that the ELBO is of a sensible size
+        x = mu(z_true) + sigma(z_true) * _randn(g, *batch, 4)
+        q_mu, q_sigma = z_true + 0.3 * _randn(g, *batch, 2), _rand(g, *batch, 2, lo=0.2, hi=1.0)
+        out.append(Case((x, q_mu, q_sigma, _randn(g, S, *batch, 2), mu, sigma), label))
+    return out
+
+
+def _ref_elbo(k):
+    x, q_mu, q_sigma, eps, mu, sigma = k.args
+    z = q_mu + q_sigma * eps  # (S, ..., d)
+    log_lik = _normal(mu(z), sigma(z)).log_prob(x).sum(-1)  # (S, ...)
+    return log_lik.mean(0) - _kl_prior_ref(q_mu, q_sigma)
+
+
+_register(Exercise("1.3", "elbo_estimate", "Monte Carlo ELBO of a Gaussian decoder",
+                   ("x", "q_mu", "q_sigma", "eps", "mu", "sigma"), _elbo_cases, _ref_elbo))
+
+
+def _ref_1_4(_):
+    # p(z) = N(0, 1), p(x|z) = N(z, 1), x = 2: the gap log p(x) − ELBO(q) is KL(q ‖ p(z|x)), p(z|x) = N(1, 1/2)
+    q, posterior = _normal(torch.tensor(0.0, dtype=f64), torch.tensor(1.0, dtype=f64)), \
+        _normal(torch.tensor(1.0, dtype=f64), torch.tensor(0.5, dtype=f64).sqrt())
+    return torch.distributions.kl_divergence(q, posterior)
+
+
+_register(Exercise("1.4", "answer_1_4", "the ELBO gap when q(z|x) is the prior", (), _no_args(), _ref_1_4,
+                   atol=1e-2))
+
 # ---------------------------------------------------------------------------------------------- Lecture 2
 
 

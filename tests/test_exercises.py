@@ -139,6 +139,12 @@ def _ref(ex_id, i=0):
 
 def test_references_match_closed_forms():
     f64 = dict(dtype=torch.float64)
+    assert torch.allclose(_ref("1.1"), torch.zeros(1, **f64))  # q = p: KL is 0
+    kl = 0.5 * (1 + 1 - 1 - 0) + 0.5 * (0.25 + 0 - 1 - math.log(0.25))  # ½(σ² + μ² − 1 − log σ²) per dimension
+    assert abs(_ref("1.1", 1).item() - kl) < 1e-12
+    assert torch.allclose(_ref("1.2"), torch.tensor([2.0, 1.0], **f64))  # (1, −2) + (0.5, 3) ⊙ (2, 1)
+    gap = (-0.5 * math.log(4 * math.pi) - 1) - (-0.5 * math.log(2 * math.pi) - 2.5)  # log N(2|0,2) − ELBO of q = N(0,1)
+    assert abs(_ref("1.4").item() - gap) < 1e-12
     assert torch.allclose(_ref("2.1"), torch.tensor(5.0, **f64))  # a 3-4-5 step
     assert torch.allclose(_ref("2.1", 1), torch.tensor(3.0, **f64))
     assert torch.allclose(_ref("2.2"), torch.tensor(12.5, **f64))  # ½ (T-1) ‖Δc‖² with T = 2
