@@ -1,24 +1,40 @@
-"""Small data sets for the course, generated or shipped: nothing is downloaded, and the same seed gives the
-same tensors. [Lectures 1, 3, 5, 6]
+"""Small data sets for the course, generated or shipped: nothing is downloaded (except by the optional ``mnist``,
+and only when asked), and the same seed gives the same tensors. [Lectures 1, 3, 5, 6]
 
 Every function returns torch tensors of the dtype asked for (default: torch's default dtype) on the CPU;
 labels are ``torch.long``. Shapes are stated in each docstring: N points of dimension D.
 
     moons, circle (= ring), spiral   2-D toy sets, X shape=[N, 2]
     digits                           scikit-learn's 8x8 digits scaled to [0, 1], X shape=[N, 64]
+    mnist                            optional, never needed by the course: MNIST's 28x28 digits, X shape=[N, 784]
     tree_sequences                   categorical sequences evolved along a random binary tree
     torus_angles                     pairs of angles along a closed loop on the torus, shape=[N, 2]
     sphere_vectors                   unit vectors in S² or S³ along a few smooth paths, shape=[N, 3 or 4]
 """
 from __future__ import annotations
 
+import gzip
+import hashlib
 import math
+import os
+import zlib
+from pathlib import Path
 from typing import NamedTuple
 
+import numpy as np
 import torch
 
 __all__ = ["moons", "circle", "ring", "spiral", "digits", "TreeSequences", "tree_sequences", "torus_angles",
-           "sphere_vectors"]
+           "sphere_vectors", "mnist"]
+
+_MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
+                  "https://storage.googleapis.com/cvdf-datasets/mnist/")
+_MNIST_MD5 = {  # the well-known checksums of the four gzipped IDX files (the same as torchvision's)
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
 
 
 def _gen(seed: int) -> torch.Generator:
@@ -94,7 +110,14 @@ def digits(n: int | None = None, classes=None, binarize: bool = False, seed: int
     dtype = _dtype(dtype)
     data = load_digits()
     X = torch.as_tensor(data.data, dtype=torch.float64) / 16.0
-    y = torch.as_tensor(data.target, dtype=torch.long)
+    X, y = _subset(X, torch.as_tensor(data.target, dtype=torch.long), n, classes, seed)
+    if binarize:
+        X = (X > 0.5).to(X.dtype)
+    return X.to(dtype), y
+
+
+def _subset(X: torch.Tensor, y: torch.Tensor, n, classes, seed: int):
+    """The images whose digit is in ``classes`` (None: all), then a random subset of n of them (None: all)."""
     if classes is not None:
         classes = torch.as_tensor(list(classes), dtype=torch.long)
         bad = classes[(classes < 0) | (classes > 9)]
@@ -107,9 +130,96 @@ def digits(n: int | None = None, classes=None, binarize: bool = False, seed: int
             raise ValueError(f"n={n} is more than the {len(y)} images available")
         idx = torch.randperm(len(y), generator=_gen(seed))[:n]
         X, y = X[idx], y[idx]
-    if binarize:
-        X = (X > 0.5).to(X.dtype)
-    return X.to(dtype), y
+    return X, y
+
+
+def mnist(n: int | None = None, classes=None, train: bool = True, binarize: bool = False, root=None,
+          download: bool = False, seed: int = 0, dtype=None):
+    """MNIST's 28x28 handwritten digits (60,000 training and 10,000 test images), pixels scaled to [0, 1].
+
+    Optional: the course never needs it (``digits`` is shipped); it is read from the four IDX files if they are
+    on disk, and downloaded only when asked. Args: n, classes, binarize, seed, as for ``digits``; train, the
+    training set (else the test set); root, the folder with ``{train,t10k}-{images-idx3,labels-idx1}-ubyte``,
+    gzipped (``.gz``) or not (None: ``$GEOMLIB_DATA/mnist`` if that variable is set, else
+    ``~/.cache/geomlib/mnist``); download, fetch the split's missing files from the mirrors, check their
+    MD5 and write them atomically. Returns X shape=[N, 784] (row-major 28x28 images) and y shape=[N] (long).
+    """
+    dtype = _dtype(dtype)
+    if root is None:
+        root = Path(os.environ.get("GEOMLIB_DATA", "~/.cache/geomlib")) / "mnist"
+    root, split = Path(root).expanduser(), "train" if train else "t10k"
+    stems = (f"{split}-images-idx3-ubyte", f"{split}-labels-idx1-ubyte")
+    paths = [next((p for p in (root / f"{s}.gz", root / s) if p.is_file()), None) for s in stems]
+    if download:
+        paths = [p or _download(f"{s}.gz", root) for p, s in zip(paths, stems)]
+    if None in paths:
+        missing = ", ".join(f"{s}(.gz)" for p, s in zip(paths, stems) if p is None)
+        raise FileNotFoundError(
+            f"MNIST not found: looked in {root} for {missing}. MNIST is optional and the course never needs it. "
+            "To get it, call gl.mnist(download=True) when online, or copy the IDX files (gzipped or not) there "
+            "(root=... or $GEOMLIB_DATA choose another folder). gl.digits() is the shipped alternative.")
+    X, y = torch.from_numpy(_read_idx(paths[0], 3)), torch.from_numpy(_read_idx(paths[1], 1)).long()
+    if X.shape[1:] != (28, 28) or len(X) != len(y):
+        raise ValueError(f"{paths[0]} holds images of shape {tuple(X.shape)} and {paths[1]} labels of shape "
+                         f"{tuple(y.shape)}: expected (N, 28, 28) and (N,)")
+    if len(y) and y.max() > 9:
+        raise ValueError(f"{paths[1]}: labels must be digits 0..9, found {int(y.max())}")
+    X, y = _subset(X.reshape(len(X), 784), y, n, classes, seed)  # (N, 784) uint8: select before converting
+    X = (X > 127).to(dtype) if binarize else X.to(dtype) / 255  # p/255 > 0.5 iff p > 127
+    return X, y
+
+
+def _read_idx(path: Path, ndim: int) -> np.ndarray:
+    """An IDX file of unsigned bytes (MNIST's format): magic bytes 0 0 8 ndim, ndim big-endian uint32 sizes,
+    then the data in row-major order. Returns an array of those sizes, uint8."""
+    try:
+        with (gzip.open if path.suffix == ".gz" else open)(path, "rb") as f:
+            raw = bytearray(f.read())  # writable, so torch.from_numpy shares it without a warning
+    except (OSError, EOFError, zlib.error) as err:  # not gzip, or a truncated or corrupt gzip stream
+        raise ValueError(f"{path}: cannot be read ({err})") from err
+    head = 4 + 4 * ndim
+    if raw[:4] != bytes([0, 0, 8, ndim]):
+        raise ValueError(f"{path}: magic number 0x{raw[:4].hex()} is not 0x000008{ndim:02x} (an IDX file of "
+                         f"unsigned bytes with {ndim} dimension(s))")
+    if len(raw) < head:
+        raise ValueError(f"{path}: {len(raw)} bytes, shorter than its {head}-byte header (truncated)")
+    sizes = tuple(int(s) for s in np.frombuffer(raw, ">u4", ndim, 4))
+    if len(raw) - head != math.prod(sizes):
+        raise ValueError(f"{path}: {len(raw) - head} data bytes, but its header's sizes {sizes} need "
+                         f"{math.prod(sizes)} (truncated or corrupt)")
+    return np.frombuffer(raw, np.uint8, offset=head).reshape(sizes)
+
+
+def _download(name: str, root: Path, timeout: float = 30.0) -> Path:
+    """Fetch ``name`` from the first mirror that serves it with the right MD5, into ``root``. The bytes are
+    checked in memory and written to a temporary file that is then renamed, so an interrupted download leaves
+    no partial file; ``timeout`` (seconds) bounds every network wait, so offline it fails instead of hanging."""
+    import http.client
+    import urllib.request
+
+    errors = []
+    for url in (mirror + name for mirror in _MNIST_MIRRORS):
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                data = response.read()
+        except (OSError, http.client.HTTPException) as err:  # URLError, HTTPError, timeouts; a cut-off body
+            errors.append(f"{url}: {err}")
+            continue
+        md5 = hashlib.md5(data, usedforsecurity=False).hexdigest()
+        if md5 != _MNIST_MD5[name]:
+            errors.append(f"{url}: MD5 {md5} is not the expected {_MNIST_MD5[name]}")
+            continue
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = root / f".{name}.{os.getpid()}.part"
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, root / name)  # atomic: the file appears whole or not at all
+        except BaseException:  # an interrupt too: leave nothing behind
+            tmp.unlink(missing_ok=True)
+            raise
+        return root / name
+    raise OSError(f"could not download MNIST's {name}: " + "; ".join(errors) + ". MNIST is optional and the "
+                  "course never needs it; gl.digits() is the shipped alternative.")
 
 
 class TreeSequences(NamedTuple):

@@ -1,8 +1,14 @@
 """geomlib.data: shapes, dtypes, determinism, and the structure each data set promises."""
 from __future__ import annotations
 
+import gzip
+import hashlib
+import io
 import math
+import urllib.error
+import urllib.request
 
+import numpy as np
 import pytest
 import torch
 
@@ -124,3 +130,187 @@ def test_bad_arguments():
         gl.moons(dtype=torch.long)
     with pytest.raises(ValueError, match="n_clades"):
         gl.tree_sequences(n=3, n_clades=5)
+
+
+# --- gl.mnist: optional, so every test writes tiny synthetic IDX files and none touches the network ---------
+
+def _idx_bytes(a, gz: bool) -> bytes:
+    """An IDX file of unsigned bytes holding a (magic 0 0 8 ndim, big-endian uint32 sizes, data)."""
+    raw = bytes([0, 0, 8, a.ndim]) + np.asarray(a.shape, ">u4").tobytes() + a.astype(np.uint8).tobytes()
+    return gzip.compress(raw) if gz else raw
+
+
+@pytest.fixture
+def mnist_files(tmp_path):
+    """A 30-image training split (gzipped) and a 12-image test split (raw) with every pixel value from 0 to 255;
+    returns the folder and the arrays."""
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, N, gz in (("train", 30, True), ("t10k", 12, False)):
+        images = rng.integers(0, 256, (N, 28, 28), dtype=np.uint8)
+        images.flat[:256] = np.arange(256)
+        labels = np.arange(N, dtype=np.uint8) % 10
+        for stem, a in ((f"{split}-images-idx3-ubyte", images), (f"{split}-labels-idx1-ubyte", labels)):
+            (tmp_path / (stem + ".gz" * gz)).write_bytes(_idx_bytes(a, gz))
+        arrays[split] = images, labels
+    return tmp_path, arrays
+
+
+@pytest.mark.parametrize("train", [True, False])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_mnist_reads_gzipped_and_raw_idx_files(mnist_files, train, dtype):
+    root, arrays = mnist_files
+    images, labels = arrays["train" if train else "t10k"]
+    X, y = gl.mnist(train=train, root=root, dtype=dtype)
+    assert X.shape == (len(labels), 784) and X.dtype == dtype and y.dtype == torch.long
+    torch.testing.assert_close(X, torch.tensor(images.reshape(-1, 784), dtype=dtype) / 255, rtol=0, atol=0)
+    assert torch.equal(y, torch.tensor(labels, dtype=torch.long))
+    assert X.min() == 0 and X.max() == 1
+
+
+def test_mnist_classes_n_seed_and_binarize_behave_as_for_digits(mnist_files):
+    root, arrays = mnist_files
+    X, y = gl.mnist(root=root, dtype=torch.float64)
+    X2, y2 = gl.mnist(classes=(0, 7), root=root, dtype=torch.float64)
+    keep = (y == 0) | (y == 7)
+    assert torch.equal(X2, X[keep]) and torch.equal(y2, y[keep])
+    a, b, c = (gl.mnist(n=10, root=root, seed=s) for s in (0, 0, 1))
+    assert a[0].shape == (10, 784) and torch.equal(a[0], b[0]) and torch.equal(a[1], b[1])
+    assert not torch.equal(a[1], c[1])
+    idx = torch.randperm(30, generator=torch.Generator().manual_seed(0))[:10]  # the seeded subset of digits
+    assert torch.equal(a[1], y[idx])
+    Xb, _ = gl.mnist(binarize=True, root=root, dtype=torch.float64)
+    assert torch.equal(Xb, (X > 0.5).double()) and set(Xb.unique().tolist()) == {0.0, 1.0}
+    with pytest.raises(ValueError, match="digits 0..9"):
+        gl.mnist(classes=(3, 12), root=root)
+    with pytest.raises(ValueError, match="more than"):
+        gl.mnist(n=31, root=root)
+    with pytest.raises(TypeError, match="floating-point"):
+        gl.mnist(root=root, dtype=torch.long)
+
+
+def test_mnist_default_root_and_geomlib_data(mnist_files, tmp_path, monkeypatch):
+    source, arrays = mnist_files
+    (tmp_path / "data" / "mnist").mkdir(parents=True)
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (source / name).rename(tmp_path / "data" / "mnist" / name)
+    monkeypatch.setenv("GEOMLIB_DATA", str(tmp_path / "data"))  # MNIST then lives in $GEOMLIB_DATA/mnist
+    assert torch.equal(gl.mnist(train=False)[1], torch.tensor(arrays["t10k"][1], dtype=torch.long))
+    monkeypatch.delenv("GEOMLIB_DATA")
+    monkeypatch.setenv("HOME", str(tmp_path))  # the default, ~/.cache/geomlib/mnist, inside tmp_path
+    with pytest.raises(FileNotFoundError, match=str(tmp_path / ".cache" / "geomlib" / "mnist")):
+        gl.mnist()
+
+
+def test_mnist_missing_files_say_where_and_how(tmp_path):
+    with pytest.raises(FileNotFoundError) as err:
+        gl.mnist(root=tmp_path / "nowhere")
+    message = str(err.value)
+    for words in (str(tmp_path / "nowhere"), "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "optional",
+                  "download=True", "copy", "gl.digits()"):
+        assert words in message
+    assert not (tmp_path / "nowhere").exists()  # looking creates nothing
+
+
+@pytest.mark.parametrize("gz", [True, False])
+def test_mnist_corrupt_files_are_named_with_what_is_wrong(tmp_path, gz):
+    images = np.zeros((4, 28, 28), np.uint8)
+    name, labels_name = "train-images-idx3-ubyte" + ".gz" * gz, "train-labels-idx1-ubyte" + ".gz" * gz
+    (tmp_path / labels_name).write_bytes(_idx_bytes(np.arange(4), gz))
+    raw = _idx_bytes(images, gz=False)
+    cases = {  # what the error says -> the content of the images file
+        "magic number 0x00000801 is not 0x00000803": b"\x00\x00\x08\x01" + raw[4:],
+        "shorter than its 16-byte header": raw[:10],
+        r"3135 data bytes, but its header's sizes \(4, 28, 28\) need 3136": raw[:-1],
+        r"expected \(N, 28, 28\)": _idx_bytes(np.zeros((4, 27, 28)), gz=False),
+    }
+    for match, content in cases.items():
+        (tmp_path / name).write_bytes(gzip.compress(content) if gz else content)
+        with pytest.raises(ValueError, match=match) as err:
+            gl.mnist(root=tmp_path)
+        assert str(tmp_path / name) in str(err.value)
+    if gz:  # a gzip stream cut short, and a file that is no gzip at all
+        for content in (gzip.compress(raw)[:-20], raw):
+            (tmp_path / name).write_bytes(content)
+            with pytest.raises(ValueError, match="cannot be read"):
+                gl.mnist(root=tmp_path)
+    (tmp_path / name).write_bytes(_idx_bytes(images, gz))
+    (tmp_path / labels_name).write_bytes(_idx_bytes(np.array([1, 2, 3, 10]), gz))
+    with pytest.raises(ValueError, match="labels must be digits 0..9, found 10"):
+        gl.mnist(root=tmp_path)
+    (tmp_path / labels_name).write_bytes(_idx_bytes(np.arange(3), gz))
+    with pytest.raises(ValueError, match="labels of shape \\(3,\\)"):
+        gl.mnist(root=tmp_path)
+
+
+class _FakeWeb:
+    """Stands in for urllib.request.urlopen: serves bytes from memory, URLError for any other address."""
+
+    def __init__(self, pages):
+        self.pages, self.asked = pages, []
+
+    def __call__(self, url, timeout=None):
+        self.asked.append((url, timeout))
+        if url not in self.pages:
+            raise urllib.error.URLError(f"[Errno -3] no network for {url}")
+        return io.BytesIO(self.pages[url])
+
+
+@pytest.fixture
+def fake_mnist_web(mnist_files, monkeypatch):
+    """The synthetic training split as served by the second mirror (the first serves a wrong file), with the
+    checksum table patched to the synthetic files' MD5s."""
+    source, _ = mnist_files
+    first, second = gl.data._MNIST_MIRRORS
+    pages = {}
+    for name in ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"):
+        content = (source / name).read_bytes()
+        monkeypatch.setitem(gl.data._MNIST_MD5, name, hashlib.md5(content).hexdigest())
+        pages[first + name], pages[second + name] = content[:-1] + b"!", content
+    web = _FakeWeb(pages)
+    monkeypatch.setattr(urllib.request, "urlopen", web)
+    return web
+
+
+def test_mnist_download_checks_md5_and_falls_back_to_the_next_mirror(mnist_files, fake_mnist_web, tmp_path):
+    source, arrays = mnist_files
+    root = tmp_path / "cache" / "mnist"
+    X, y = gl.mnist(root=root, download=True, dtype=torch.float64)
+    assert torch.equal(y, torch.tensor(arrays["train"][1], dtype=torch.long))
+    assert torch.equal(X, gl.mnist(root=source, dtype=torch.float64)[0])
+    assert sorted(p.name for p in root.iterdir()) == ["train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"]
+    assert len(fake_mnist_web.asked) == 4 and all(t is not None and 0 < t < 600 for _, t in fake_mnist_web.asked)
+    gl.mnist(root=root, download=True)  # files on disk are not fetched again
+    assert len(fake_mnist_web.asked) == 4
+
+
+def test_mnist_download_rejects_a_wrong_file_and_leaves_nothing(fake_mnist_web, tmp_path, monkeypatch):
+    monkeypatch.setitem(gl.data._MNIST_MD5, "train-images-idx3-ubyte.gz", "0" * 32)  # no mirror has it right
+    root = tmp_path / "cache"
+    with pytest.raises(OSError, match="MD5") as err:
+        gl.mnist(root=root, download=True)
+    assert "optional" in str(err.value) and "gl.digits()" in str(err.value)
+    assert not root.exists() or not any(root.iterdir())
+
+
+def test_mnist_interrupted_download_leaves_no_file(fake_mnist_web, tmp_path, monkeypatch):
+    def interrupted(src, dst):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gl.data.os, "replace", interrupted)  # interrupted just before the rename
+    root = tmp_path / "cache"
+    with pytest.raises(KeyboardInterrupt):
+        gl.mnist(root=root, download=True)
+    assert not any(root.iterdir())  # neither the temporary file nor a partial one
+
+
+def test_mnist_offline_download_fails_clearly(tmp_path, monkeypatch):
+    web = _FakeWeb({})
+    monkeypatch.setattr(urllib.request, "urlopen", web)
+    with pytest.raises(OSError, match="could not download MNIST's train-images-idx3-ubyte.gz") as err:
+        gl.mnist(root=tmp_path, download=True)
+    for mirror in gl.data._MNIST_MIRRORS:
+        assert mirror in str(err.value)
+    assert "no network" in str(err.value) and "gl.digits()" in str(err.value)
+    assert len(web.asked) == 2 and all(t is not None for _, t in web.asked)  # every attempt has a timeout
+    assert not any(tmp_path.iterdir())
