@@ -39,7 +39,7 @@ class GeodesicResult:
 
 def _energy(metric: Metric, z0, x, z1) -> torch.Tensor:
     c = torch.cat([z0[:, None], x, z1[:, None]], dim=1)  # (b, T, d)
-    return 0.5 * (c.shape[1] - 1) * metric.step_sqlen(c[:, :-1], c[:, 1:]).sum(-1)  # (b,)
+    return 0.5 * (c.shape[1] - 1) * metric.curve_sqlen(c).sum(-1)  # (b,)
 
 
 def _default_tol(dtype: torch.dtype) -> float:
@@ -202,7 +202,7 @@ def geodesic(G, z0: torch.Tensor, z1: torch.Tensor, T: int = 32, *, init=None, g
 
     curve = torch.cat([z0[:, None], x, z1[:, None]], dim=1).detach()  # (B, T, d)
     with torch.no_grad():
-        steps = metric.step_sqlen(curve[:, :-1], curve[:, 1:]).clamp_min(0)  # (B, T-1)
+        steps = metric.curve_sqlen(curve).clamp_min(0)  # (B, T-1)
     return GeodesicResult(curve=curve, length=steps.sqrt().sum(-1), energy=0.5 * (T - 1) * steps.sum(-1),
                           converged=converged, iterations=iterations)
 
@@ -350,7 +350,7 @@ def graph_geodesic(G, Z: torch.Tensor, z0: torch.Tensor, z1: torch.Tensor, T: in
     b = nodes[nbr]
     with torch.no_grad():
         seg = straight_line(a, b, sub + 1)  # (M, k, sub+1, d)
-        w = metric.step_sqlen(seg[..., :-1, :], seg[..., 1:, :]).clamp_min(0).sqrt().sum(-1)  # (M, k)
+        w = metric.curve_sqlen(seg).clamp_min(0).sqrt().sum(-1)  # (M, k)
     rows = np.repeat(np.arange(M), kk)
     A = coo_matrix((w.reshape(-1).cpu().double().numpy() + 1e-300, (rows, nbr.reshape(-1).cpu().numpy())), shape=(M, M))
     A = A.maximum(A.T).tocsr()  # symmetric k-NN graph

@@ -8,7 +8,7 @@ import warnings
 from typing import Callable
 
 import torch
-from torch.func import jvp as _jvp
+from torch.func import jvp as _jvp, vmap as _vmap
 
 from . import _checks
 
@@ -43,8 +43,10 @@ def jacobian(f: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, *, retu
     Args: f, batched map (..., d) -> (..., D); z, points shape=[..., d].
     Returns: J shape=[..., D, d] (and f(z) shape=[..., D] with ``return_value=True``).
 
-    Algorithmic note: d batched forward-mode passes (Jacobian-vector products with the basis vectors e_i),
-    cheap because latent spaces are small; no Python loop over points.
+    Algorithmic note: forward mode, batched twice: one Jacobian-vector product per basis vector e_i covers every
+    point, and vmap over the d basis vectors shares one forward pass of f, so the cost is about one forward pass
+    plus d tangent passes (latent spaces are small); no Python loop over points. A decoder that vmap cannot
+    batch (one that draws random numbers, say) falls back to d separate passes.
     """
     z = _checks.points(z, "z")
     _call(f, z.reshape(-1, z.shape[-1])[:1], "f")  # a clear error for a bad decoder before vmap hides it
@@ -54,16 +56,25 @@ def jacobian(f: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, *, retu
 def jacobian_unchecked(f, z, *, return_value: bool = False):
     """``jacobian`` without input checks: safe to call inside other ``torch.func`` transforms."""
     d = z.shape[-1]
-    eye = torch.eye(d, dtype=z.dtype, device=z.device)
+    z = z.contiguous()  # torch.func refuses expanded primals (several elements share one memory cell)
+    basis = torch.eye(d, dtype=z.dtype, device=z.device)[:, None].expand(d, z.numel() // d, d)  # (d, N, d)
+    basis = basis.reshape(d, *z.shape)  # (d, ..., d): tangent e_i at every point
+
     # Because f acts on each point separately, one batched JVP with tangent e_i gives column i of every
     # point's Jacobian at once, with the decoder's full-size matrix products (vmap over single points would
-    # turn them into many tiny ones). d is the latent dimension, so this loop is short.
-    z = z.contiguous()  # torch.func refuses expanded primals (several elements share one memory cell)
-    cols = [_jvp(f, (z,), (eye[i].expand_as(z),)) for i in range(d)]
-    J = torch.stack([Jv for _, Jv in cols], dim=-1)  # (..., D, d)
-    if return_value:
-        return J, cols[0][0]
-    return J
+    # turn them into many tiny ones). vmap over the d tangents shares one forward pass of f between them.
+    def column(e):
+        return _jvp(f, (z,), (e,))
+
+    try:
+        x, Jt = _vmap(column, out_dims=(None, 0))(basis)  # (..., D), (d, ..., D)
+    except RuntimeError as err:  # vmap cannot batch every decoder (random ops, some in-place updates)
+        if "vmap" not in str(err) and "batch" not in str(err).lower():
+            raise
+        cols = [column(e) for e in basis]  # one JVP per basis vector
+        x, Jt = cols[0][0], torch.stack([Jv for _, Jv in cols])
+    J = Jt.movedim(0, -1)  # (..., D, d)
+    return (J, x) if return_value else J
 
 
 def jvp(f: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, v: torch.Tensor):

@@ -6,7 +6,7 @@ metric length of step n (from c_n to c_{n+1}),
     L ≈ Σ_n s_n,        E ≈ ½ Σ_n Δt (s_n/Δt)² = ½ (T-1) Σ_n s_n²,
 
 so L² ≤ 2E (Cauchy–Schwarz) with equality exactly when all steps are equally long (constant speed).
-How s_n² is measured is the metric's business (``Metric.step_sqlen``): by default the midpoint rule
+How s_n² is measured is the metric's business (``Metric.curve_sqlen``): by default the midpoint rule
 s_n² = Δc_nᵀ G((c_n + c_{n+1})/2) Δc_n; a data-space step ‖f(c_{n+1}) − f(c_n)‖² for decoded curves;
 2 KL(p_n ‖ p_{n+1}) for Fisher–Rao metrics with KL steps.
 """
@@ -23,7 +23,7 @@ __all__ = ["segment_lengths", "length", "energy", "data_length", "data_energy"]
 
 
 def _steps_sq(c: torch.Tensor, G) -> torch.Tensor:
-    return as_metric(G).step_sqlen(c[..., :-1, :], c[..., 1:, :])  # (..., T-1)
+    return as_metric(G).curve_sqlen(c)  # (..., T-1)
 
 
 def segment_lengths(c: torch.Tensor, G=None) -> torch.Tensor:

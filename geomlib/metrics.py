@@ -6,6 +6,7 @@ Every metric answers the same three questions, so no consumer ever branches on i
     G(z)                    the matrix,
     sqnorm(z, v)            vᵀ G(z) v for tangent vectors v shape=[..., d]  (often cheaper than G),
     step_sqlen(a, b)        the squared length of the short step a -> b of a discrete curve,
+    curve_sqlen(c)          the same for all T-1 steps of curves c shape=[..., T, d] at once,
     acceleration(z, v)      c̈ of the geodesic through z with velocity v: −Γᵏ_ij vⁱ vʲ.
 
 Combinators build metrics: ``euclidean``, ``pullback(f)`` (G = JᵀJ), ``expected_pullback(mu, sigma)``
@@ -34,14 +35,17 @@ class Metric:
         sqnorm: optional (z, v) -> vᵀG(z)v shape=[...]; default contracts G.
         step_sqlen: optional (a, b) -> squared length of the step a -> b, shape=[...]; default the midpoint
             rule (b-a)ᵀ G((a+b)/2) (b-a), which is second-order accurate.
+        curve_sqlen: optional c shape=[..., T, d] -> the T-1 squared step lengths shape=[..., T-1], when doing
+            a whole curve at once is cheaper than step by step (e.g. decoding each point once, not twice).
         acceleration: optional (z, v) -> c̈ shape=[..., d] of the geodesic equation; default contracts the
             Christoffel symbols (a forward-mode derivative of G).
         name: shown in plots and error messages.
     """
 
     def __init__(self, G: Callable, sqnorm: Callable | None = None, step_sqlen: Callable | None = None,
-                 name: str = "metric", acceleration: Callable | None = None):
+                 name: str = "metric", acceleration: Callable | None = None, curve_sqlen: Callable | None = None):
         self._G, self._sqnorm, self._step, self._acc, self.name = G, sqnorm, step_sqlen, acceleration, name
+        self._curve = curve_sqlen
 
     def __init_subclass__(cls, **kw):
         raise TypeError("Metric is final: combine functions instead of subclassing")
@@ -68,6 +72,12 @@ class Metric:
         if self._step is not None:
             return self._step(a, b)
         return self.sqnorm(0.5 * (a + b), b - a)
+
+    def curve_sqlen(self, c: torch.Tensor) -> torch.Tensor:
+        """Squared lengths of the T-1 steps of curves c shape=[..., T, d] -> shape=[..., T-1]."""
+        if self._curve is not None:
+            return self._curve(c)
+        return self.step_sqlen(c[..., :-1, :], c[..., 1:, :])
 
     def acceleration(self, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """c̈ᵏ = −Γᵏ_ij(z) vⁱ vʲ, the geodesic equation's right-hand side, shape=[..., d]."""
@@ -125,6 +135,10 @@ def pullback(f: Callable[[torch.Tensor], torch.Tensor], step: str = "data") -> M
     def data_step(a, b):
         return (f(b) - f(a)).pow(2).sum(-1)
 
+    def data_curve(c):  # (..., T, d) -> (..., T-1), decoding each point once
+        x = f(c)  # (..., T, D)
+        return (x[..., 1:, :] - x[..., :-1, :]).pow(2).sum(-1)
+
     def acceleration(z, v):
         # x = f(c) is a geodesic of data space projected onto the decoded surface: Jᵀ(J c̈ + D²f[ċ, ċ]) = 0,
         # so c̈ = −(JᵀJ)⁻¹ Jᵀ D²f[v, v], with D²f[v, v] from two nested Jacobian-vector products.
@@ -133,7 +147,8 @@ def pullback(f: Callable[[torch.Tensor], torch.Tensor], step: str = "data") -> M
         rhs = (J.transpose(-1, -2) @ h[..., None])[..., 0]
         return -torch.linalg.solve(J.transpose(-1, -2) @ J, rhs)
 
-    return Metric(G, sqnorm, data_step if step == "data" else None,
+    data = step == "data"
+    return Metric(G, sqnorm, data_step if data else None, curve_sqlen=data_curve if data else None,
                   name=f"pullback({getattr(f, '__name__', type(f).__name__)})", acceleration=acceleration)
 
 

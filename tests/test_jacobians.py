@@ -25,6 +25,18 @@ def test_jacobian_wide_output_uses_reverse_mode_correctly(rng):
     torch.testing.assert_close(gl.jacobian(f, z), ref)
 
 
+def test_decoder_that_vmap_cannot_batch_falls_back_to_one_pass_per_direction(rng):
+    f = mlp(d=2, D=5)
+
+    def noisy(z):  # draws random numbers: vmap refuses it (randomness="error"), the noise itself is zero
+        x = f(z)
+        return x + 0.0 * torch.randn_like(x)
+
+    z = torch.randn(3, 4, 2, generator=rng, dtype=torch.float64)
+    torch.testing.assert_close(gl.jacobian(noisy, z), gl.jacobian(f, z))
+    torch.testing.assert_close(gl.pullback(noisy)(z), gl.pullback(f)(z))
+
+
 def test_jvp_is_jacobian_times_vector(rng):
     z = torch.rand(8, 2, generator=rng, dtype=torch.float64) + 0.5
     v = torch.randn(8, 2, generator=rng, dtype=torch.float64)

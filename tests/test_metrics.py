@@ -29,6 +29,8 @@ def test_sqnorm_and_step_agree_with_the_matrix(name, rng):
     torch.testing.assert_close(gl.inner(G, z, v, v), gl.norm(G, z, v) ** 2)
     h = 1e-3  # a short step's squared length is vᵀGv h² up to O(h³)
     torch.testing.assert_close(G.step_sqlen(z, z + h * v) / h ** 2, G.sqnorm(z, v), rtol=1e-2, atol=1e-8)
+    c = z[:4, None] + torch.linspace(0, 1, 5, dtype=z.dtype)[:, None] * v[:4, None]  # (4, 5, 2): whole curves
+    torch.testing.assert_close(G.curve_sqlen(c), G.step_sqlen(c[:, :-1], c[:, 1:]))  # at once = step by step
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
