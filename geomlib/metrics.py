@@ -107,6 +107,9 @@ euclidean = Metric(_eye, sqnorm=lambda z, v: (v * v).sum(-1), step_sqlen=lambda 
 euclidean.__doc__ = "The Euclidean metric G(z) = I."
 
 
+_CHUNK = (2048, 65536)  # points per Jacobian evaluation in pullback's G: on a CPU, on a GPU
+
+
 def pullback(f: Callable[[torch.Tensor], torch.Tensor], step: str = "data") -> Metric:
     """The pullback of the Euclidean metric of data space through the decoder f: G(z) = J(z)ᵀ J(z).
 
@@ -126,8 +129,12 @@ def pullback(f: Callable[[torch.Tensor], torch.Tensor], step: str = "data") -> M
     f = checked(f, "the decoder")
 
     def G(z):
-        J = jacobian_unchecked(f, z)  # (..., D, d)
-        return J.transpose(-1, -2) @ J  # (..., d, d)
+        # In chunks of points, so that J (chunk, D, d) stays small and its memory is reused: for 10,000 points
+        # and D = 784 this halves the time on a CPU (no fresh pages to fault in) and bounds the memory on a GPU.
+        d, zf = z.shape[-1], z.reshape(-1, z.shape[-1])  # (N, d)
+        Js = (jacobian_unchecked(f, zc) for zc in zf.split(_CHUNK[z.device.type == "cuda"]))  # (n, D, d) each
+        Gf = torch.cat([J.transpose(-1, -2) @ J for J in Js]) if zf.shape[0] else zf.new_zeros(0, d, d)
+        return Gf.reshape(*z.shape, d)  # (..., d, d)
 
     def sqnorm(z, v):
         return jvp_unchecked(f, z, v)[1].pow(2).sum(-1)

@@ -44,6 +44,15 @@ def test_pullback_closed_forms(dtype):
     torch.testing.assert_close(gl.pullback(lambda z: z @ A.T)(z), (A.T @ A).expand(2, 2, 2))
 
 
+def test_pullback_in_chunks_is_the_same_metric(monkeypatch, rng):
+    z = torch.rand(4, 5, 2, generator=rng, dtype=torch.float64) + 0.5  # 20 points: chunks of 3, the last one short
+    whole = gl.pullback(polar)(z)
+    monkeypatch.setattr(gl.metrics, "_CHUNK", (3, 3))
+    torch.testing.assert_close(gl.pullback(polar)(z), whole)
+    torch.testing.assert_close(whole[..., 1, 1], z[..., 0] ** 2)  # diag(1, r²)
+    assert gl.pullback(polar)(z[:0]).shape == (0, 5, 2, 2)
+
+
 def test_volume_is_the_magnification_factor():
     z = torch.tensor([[2.0, 0.3], [0.7, 1.2]], dtype=torch.float64)
     torch.testing.assert_close(gl.volume(gl.pullback(polar), z), z[:, 0])  # area element r dr dθ
