@@ -328,8 +328,10 @@ def graph_geodesic(G, Z: torch.Tensor, z0: torch.Tensor, z1: torch.Tensor, T: in
 
     Z shape=[N, d]; z0, z1 shape=[B, d] -> curves shape=[B, T, d]. Nodes are Z and the endpoints; each node is
     joined to its k Euclidean nearest neighbours, and an edge weighs the metric length of the straight segment
-    between its nodes (``sub`` midpoint steps). Dijkstra's algorithm (scipy) then finds the shortest paths; the
-    polygons are resampled to constant Euclidean speed. Raises an error when z1 cannot be reached from z0.
+    between its nodes, cut into ``sub`` steps, each measured by the metric's own step rule (``curve_sqlen``: the
+    decoded chord for a pullback metric's default ``step="data"``, the midpoint rule for a plain function z -> G(z)).
+    Dijkstra's algorithm (scipy) then finds the shortest paths; the polygons are resampled to constant Euclidean
+    speed. Raises an error when z1 cannot be reached from z0.
     """
     import numpy as np
     from scipy.sparse import coo_matrix
