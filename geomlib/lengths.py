@@ -6,9 +6,10 @@ metric length of step n (from c_n to c_{n+1}),
     L ≈ Σ_n s_n,        E ≈ ½ Σ_n Δt (s_n/Δt)² = ½ (T-1) Σ_n s_n²,
 
 so L² ≤ 2E (Cauchy–Schwarz) with equality exactly when all steps are equally long (constant speed).
-How s_n² is measured is the metric's business (``Metric.curve_sqlen``): by default the midpoint rule
-s_n² = Δc_nᵀ G((c_n + c_{n+1})/2) Δc_n; a data-space step ‖f(c_{n+1}) − f(c_n)‖² for decoded curves;
-2 KL(p_n ‖ p_{n+1}) for Fisher–Rao metrics with KL steps.
+How s_n² is measured is the metric's business (``Metric.curve_sqlen``): the midpoint rule
+s_n² = Δc_nᵀ G((c_n + c_{n+1})/2) Δc_n for a plain function z -> G(z); the decoded chord ‖f(c_{n+1}) − f(c_n)‖²
+for ``pullback(f)`` and ``expected_pullback`` (their default step="data"); 2 KL(p_n ‖ p_{n+1}) for
+``fisher_pullback`` (its default step="kl").
 """
 from __future__ import annotations
 
