@@ -107,15 +107,18 @@ def _lecture(path: Path, cells: list[str] | None, meta: dict, forced: str | None
     return None
 
 
-_REFERENCES: dict[str, list[torch.Tensor]] = {}
+_REFERENCES: dict[str, tuple[list[catalog.Case], list[torch.Tensor]]] = {}
 _REF_LOCK = threading.Lock()
 
 
 def _references(ex: catalog.Exercise) -> tuple[list[catalog.Case], list[torch.Tensor]]:
+    """The cases and the reference answers of an exercise, computed once per process (notebooks are graded in
+    threads)."""
     with _REF_LOCK:
         if ex.id not in _REFERENCES:
-            _REFERENCES[ex.id] = [ex.reference(c).detach() for c in ex.cases()]
-    return ex.cases(), _REFERENCES[ex.id]
+            cases = ex.cases()
+            _REFERENCES[ex.id] = cases, [ex.reference(c).detach() for c in cases]
+        return _REFERENCES[ex.id]
 
 
 def _run_child(cells: list[str], ids: list[str], timeout: float, memory_mb: int) -> tuple[dict | None, str]:

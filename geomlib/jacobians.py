@@ -1,18 +1,25 @@
 """Jacobians and Jacobian-vector products: the one place where ``torch.func`` is used. [Lecture 3]
 
 A decoder ``f`` maps a batch of points ``(..., d)`` to ``(..., D)`` and acts on each point separately.
+
+Thread safety: PyTorch keeps forward-mode AD levels per process, not per thread, so two threads inside
+``torch.func.jvp`` at once corrupt each other's levels (errors, or silently wrong Jacobians). Every forward-mode
+transform here runs under one re-entrant lock: threads take turns, nested transforms in one thread still work.
 """
 from __future__ import annotations
 
+import threading
 import warnings
 from typing import Callable
 
 import torch
-from torch.func import jvp as _jvp, vmap as _vmap
+from torch.func import jacfwd as _jacfwd, jvp as _jvp, vmap as _vmap
 
 from . import _checks
 
 __all__ = ["jacobian", "jvp"]
+
+_FORWARD_AD = threading.RLock()  # see the module docstring
 
 # torch 2.13 loads its forward-mode decompositions lazily on the first jvp, through torch.jit.script, which warns
 # (DeprecationWarning) about its own internals. Trigger that load once here, quietly, so users never see it.
@@ -66,13 +73,14 @@ def jacobian_unchecked(f, z, *, return_value: bool = False):
     def column(e):
         return _jvp(f, (z,), (e,))
 
-    try:
-        x, Jt = _vmap(column, out_dims=(None, 0))(basis)  # (..., D), (d, ..., D)
-    except RuntimeError as err:  # vmap cannot batch every decoder (random ops, some in-place updates)
-        if "vmap" not in str(err) and "batch" not in str(err).lower():
-            raise
-        cols = [column(e) for e in basis]  # one JVP per basis vector
-        x, Jt = cols[0][0], torch.stack([Jv for _, Jv in cols])
+    with _FORWARD_AD:
+        try:
+            x, Jt = _vmap(column, out_dims=(None, 0))(basis)  # (..., D), (d, ..., D)
+        except RuntimeError as err:  # vmap cannot batch every decoder (random ops, some in-place updates)
+            if "vmap" not in str(err) and "batch" not in str(err).lower():
+                raise
+            cols = [column(e) for e in basis]  # one JVP per basis vector
+            x, Jt = cols[0][0], torch.stack([Jv for _, Jv in cols])
     J = Jt.movedim(0, -1)  # (..., D, d)
     return (J, x) if return_value else J
 
@@ -95,4 +103,12 @@ def jvp(f: Callable[[torch.Tensor], torch.Tensor], z: torch.Tensor, v: torch.Ten
 def jvp_unchecked(f, z, v):
     """``jvp`` without input checks."""
     # contiguous: torch.func refuses primals/tangents made by expand (several elements share one memory cell)
-    return _jvp(f, (z.contiguous(),), (v.contiguous(),))
+    with _FORWARD_AD:
+        return _jvp(f, (z.contiguous(),), (v.contiguous(),))
+
+
+def pointwise_jacobian_unchecked(g, flat):
+    """For g: one point (d,) -> (tensor A, aux), the pair (∂A/∂z, aux) at every row of ``flat`` (N, d): shapes
+    (N, *A.shape, d) and (N, *aux.shape). For maps that are not batched point by point (Christoffel symbols)."""
+    with _FORWARD_AD:
+        return _vmap(_jacfwd(g, has_aux=True))(flat)

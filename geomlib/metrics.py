@@ -18,10 +18,9 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
-from torch.func import jacfwd, vmap
 
 from . import _checks
-from .jacobians import checked, jacobian_unchecked, jvp_unchecked
+from .jacobians import checked, jacobian_unchecked, jvp_unchecked, pointwise_jacobian_unchecked
 
 __all__ = ["Metric", "as_metric", "euclidean", "pullback", "inner", "norm", "angle", "volume",
            "magnification", "christoffel"]
@@ -222,7 +221,7 @@ def christoffel_unchecked(G: Metric, z: torch.Tensor) -> torch.Tensor:
         Gi = G(zi[None])[0]
         return Gi, Gi
 
-    dG, Gz = vmap(jacfwd(single, has_aux=True))(flat)  # dG[n, l, j, i] = ∂_i G_lj, shape (N, d, d, d)
+    dG, Gz = pointwise_jacobian_unchecked(single, flat)  # dG[n, l, j, i] = ∂_i G_lj, shape (N, d, d, d)
     # T[l, i, j] = ∂_i G_lj + ∂_j G_li − ∂_l G_ij
     Tlij = dG.permute(0, 1, 3, 2) + dG - dG.permute(0, 3, 1, 2)
     Gam = 0.5 * torch.einsum("nkl,nlij->nkij", torch.linalg.inv(Gz), Tlij)
