@@ -1,6 +1,8 @@
 """Input checks shared by every module: errors say what was wrong, with the numbers involved."""
 from __future__ import annotations
 
+import operator
+
 import torch
 
 __all__: list[str] = []
@@ -49,26 +51,28 @@ def same_kind(a: torch.Tensor, b: torch.Tensor, na: str, nb: str) -> None:
         raise TypeError(f"{na} has dtype {a.dtype} but {nb} has dtype {b.dtype}; use one dtype")
 
 
-def endpoints(z0, z1) -> tuple[torch.Tensor, torch.Tensor]:
-    """Matching endpoint batches (..., d), broadcast to a common shape."""
-    z0, z1 = points(z0, "z0"), points(z1, "z1")
-    same_kind(z0, z1, "z0", "z1")
+def endpoints(z0, z1, names: tuple[str, str] = ("z0", "z1")) -> tuple[torch.Tensor, torch.Tensor]:
+    """Matching batches (..., d) of endpoints (or of points and velocities), broadcast to a common shape."""
+    n0, n1 = names
+    z0, z1 = points(z0, n0), points(z1, n1)
+    same_kind(z0, z1, n0, n1)
     if z0.shape[-1] != z1.shape[-1]:
-        raise ValueError(f"endpoints must have the same dimension d: z0 has shape {tuple(z0.shape)}, "
-                         f"z1 has shape {tuple(z1.shape)}")
+        raise ValueError(f"{n0} and {n1} must have the same dimension d: {n0} has shape {tuple(z0.shape)}, "
+                         f"{n1} has shape {tuple(z1.shape)}")
     try:
         shape = torch.broadcast_shapes(z0.shape, z1.shape)
     except RuntimeError:
-        raise ValueError(f"endpoint batches do not match: z0 has shape {tuple(z0.shape)}, "
-                         f"z1 has shape {tuple(z1.shape)}") from None
+        raise ValueError(f"the batches of {n0} and {n1} do not match: {n0} has shape {tuple(z0.shape)}, "
+                         f"{n1} has shape {tuple(z1.shape)}") from None
     return z0.expand(shape), z1.expand(shape)
 
 
-def output(x, what: str, inp: torch.Tensor) -> torch.Tensor:
-    """Check what a user's function (decoder, metric) returned for input ``inp``."""
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{what} must return a torch.Tensor, got {type(x).__name__} "
-                        f"(for input of shape {tuple(inp.shape)})")
-    if x.shape[:-1] != inp.shape[:-1] and x.dim() >= 1:
-        pass  # shape rules are checked by the caller, which knows what to expect
-    return x
+def positive_int(n, name: str) -> int:
+    """n as an int ≥ 1 (a bool or a float is refused: a count must be a whole number)."""
+    try:
+        k = operator.index(n)  # int, numpy or 0-d torch integers
+    except TypeError:
+        k = None
+    if isinstance(n, bool) or k is None or k < 1:
+        raise ValueError(f"{name} must be a positive integer, got {n!r}")
+    return k

@@ -54,7 +54,7 @@ def geodesic(G, z0: torch.Tensor, z1: torch.Tensor, T: int = 32, *, init=None, g
 
     Args:
         G: a metric (``Metric`` or a function z -> G(z)); None for Euclidean.
-        z0, z1: endpoints shape=[B, d] (or [d] for one pair, or anything broadcastable).
+        z0, z1: endpoints shape=[B, d], or [d] for one pair (B = 1); a [d] endpoint is shared by all B pairs.
         T: points per curve (T ≥ 3).
         init: initial curves shape=[B, T, d] with the given endpoints; None for the straight line; "graph"
             for shortest paths through a k-NN graph of ``graph_points`` (shape [N, d]).
@@ -62,14 +62,16 @@ def geodesic(G, z0: torch.Tensor, z1: torch.Tensor, T: int = 32, *, init=None, g
             1e-6 in float32).
         callback: called as callback(iteration, curves (B, T, d)) after each iteration (e.g. to animate).
         precondition: "metric" (default) or "euclidean", the L-BFGS start matrix (see the note);
-            refresh: recompute the metric one every ``refresh`` iterations. memory: L-BFGS history length.
+            refresh: recompute the metric once every ``refresh`` iterations. memory: L-BFGS history length.
 
     Returns: ``GeodesicResult(curve (B, T, d), length (B,), energy (B,), converged (B,), iterations (B,))``.
 
     Convergence: pair b has converged when the decrease in energy that a quasi-Newton step still predicts,
-    gᵀH⁻¹g (the squared Newton decrement), is at most tol·E_b. Pairs that hit ``max_iter`` or whose line search
-    cannot decrease the energy any more (round-off) stop there and report ``converged = False`` unless the
-    criterion holds within 100·tol.
+    gᵀH⁻¹g (the squared Newton decrement), is at most tol·E_b; it is checked before every step and after the
+    last one. Pairs that hit ``max_iter`` without meeting it report ``converged = False``. A pair whose line
+    search cannot decrease the energy any more stops there; it reports ``converged = True`` only if the criterion
+    holds within 100·tol (round-off), otherwise False (a broken metric). Where the frozen-metric start matrix
+    gives no descent (G singular, e.g. d > D), that pair goes on with the Euclidean one before giving up.
 
     Algorithmic note: batched L-BFGS on the T-2 interior points of all pairs at once, each pair with its own
     memory, step size and stopping time (converged pairs drop out of the batch). The start matrix H0 of each
@@ -86,8 +88,11 @@ def geodesic(G, z0: torch.Tensor, z1: torch.Tensor, T: int = 32, *, init=None, g
         raise ValueError(f"endpoints must have shape (B, d) or (d,), got {tuple(z0.shape)}")
     z0, z1 = z0.reshape(-1, z0.shape[-1]), z1.reshape(-1, z1.shape[-1])  # (B, d)
     metric = as_metric(G)
-    if T < 3:
+    if _checks.positive_int(T, "T") < 3:
         raise ValueError(f"a geodesic needs T ≥ 3 points (at least one free point), got T={T}")
+    memory, refresh = _checks.positive_int(memory, "memory"), _checks.positive_int(refresh, "refresh")
+    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 0:
+        raise ValueError(f"max_iter must be an integer ≥ 0, got {max_iter!r}")
     tol = _default_tol(z0.dtype) if tol is None else float(tol)
     B, d = z0.shape
     c0 = _initial_curves(metric, z0, z1, T, init, graph_points)
@@ -122,9 +127,9 @@ def geodesic(G, z0: torch.Tensor, z1: torch.Tensor, T: int = 32, *, init=None, g
     iterations = torch.zeros(B, dtype=torch.long, device=x.device)
     converged = torch.zeros(B, dtype=torch.bool, device=x.device)
     active = torch.ones(B, dtype=torch.bool, device=x.device)
-    decrement = torch.full((B,), float("inf"), dtype=x.dtype, device=x.device)
+    euclid = torch.full((B,), precondition == "euclidean", dtype=torch.bool, device=x.device)  # H0 = Laplacian
 
-    for it in range(1, max_iter + 1):
+    for it in range(1, max_iter + 2):  # the last round only checks the curves that max_iter steps left
         idx = all_idx[active]
         if idx.numel() == 0:
             break
@@ -136,16 +141,16 @@ def geodesic(G, z0: torch.Tensor, z1: torch.Tensor, T: int = 32, *, init=None, g
         for k in range(memory - 1, -1, -1):
             alpha[k] = ra[k] * dot(Sa[k], q)
             q = q - alpha[k][:, None, None] * Ya[k]
-        if precondition == "metric":
-            if (it - 1) % refresh == 0:
-                H0[idx] = _metric_laplacian_factor(metric, z0[idx], xa, z1[idx], lap)
-            r = solve_H0(idx, q)  # H0 carries the metric's scale: no sᵀy/yᵀy rescaling
-        else:
-            newest_y, newest_s = Ya[-1], Sa[-1]
-            gamma = torch.where(fa > 0, dot(newest_s, newest_y)
-                                / dot(newest_y, solve_H0(idx, newest_y)).clamp_min(torch.finfo(x.dtype).tiny),
-                                torch.ones_like(Ea))
-            r = gamma[:, None, None] * solve_H0(idx, q)
+        ea = euclid[idx]
+        if (it - 1) % refresh == 0 and not bool(ea.all()):
+            m = idx[~ea]
+            H0[m] = _metric_laplacian_factor(metric, z0[m], x[m], z1[m], lap)
+        # H0 = metric Laplacian carries the metric's scale; the Euclidean one gets the usual sᵀy/yᵀH0y scaling
+        newest_y, newest_s = Ya[-1], Sa[-1]
+        gamma = torch.where(ea & (fa > 0), dot(newest_s, newest_y)
+                            / dot(newest_y, solve_H0(idx, newest_y)).clamp_min(torch.finfo(x.dtype).tiny),
+                            torch.ones_like(Ea))
+        r = gamma[:, None, None] * solve_H0(idx, q)
         for k in range(memory):
             beta = ra[k] * dot(Ya[k], r)
             r = r + (alpha[k] - beta)[:, None, None] * Sa[k]
@@ -156,7 +161,6 @@ def geodesic(G, z0: torch.Tensor, z1: torch.Tensor, T: int = 32, *, init=None, g
             gr = dot(ga, r)
             filled[idx[bad]] = 0
             rho[:, idx[bad]] = 0
-        decrement[idx] = gr
         done = gr <= tol * Ea.abs().clamp_min(torch.finfo(x.dtype).tiny)
         if bool(done.any()):
             converged[idx[done]] = True
@@ -165,6 +169,8 @@ def geodesic(G, z0: torch.Tensor, z1: torch.Tensor, T: int = 32, *, init=None, g
             idx, xa, ga, Ea, r, gr = idx[keep], xa[keep], ga[keep], Ea[keep], r[keep], gr[keep]
             if idx.numel() == 0:
                 break
+        if it > max_iter:
+            break
         # backtracking (Armijo) line search, each pair with its own step
         step = torch.ones_like(Ea)
         x_new, E_new, g_new = xa.clone(), Ea.clone(), ga.clone()
@@ -180,7 +186,12 @@ def geodesic(G, z0: torch.Tensor, z1: torch.Tensor, T: int = 32, *, init=None, g
             step[pi[~ok]] *= 0.5
             if not bool(pending.any()):
                 break
-        stalled = pending  # no decrease found: round-off level, or a broken metric
+        stalled = pending  # no decrease found: round-off level, a broken metric, or a bad start matrix
+        retry = stalled & ~euclid[idx]
+        if bool(retry.any()):  # where G is (nearly) singular the frozen-metric H0 can point nowhere useful:
+            ridx = idx[retry]  # go on from here with the Euclidean start matrix and a fresh memory
+            euclid[ridx], H0[ridx], filled[ridx], rho[:, ridx] = True, lap, 0, 0
+            stalled = stalled & ~retry
         if bool(stalled.any()):
             sidx = idx[stalled]
             converged[sidx] = gr[stalled] <= 100 * tol * Ea[stalled].abs()
@@ -270,7 +281,7 @@ def _initial_curves(metric, z0, z1, T, init, graph_points) -> torch.Tensor:
 def log_map(G, z0: torch.Tensor, z1: torch.Tensor, T: int = 32, **kw) -> torch.Tensor:
     """The initial velocity ċ(0) of the geodesic from z0 to z1 (so that exp_map(G, z0, log_map(G, z0, z1)) ≈ z1).
 
-    z0, z1 shape=[B, d] -> shape=[B, d]. Solves the boundary-value problem and differentiates the constant-speed
+    z0, z1 shape=[B, d] -> shape=[B, d] (B = 1 for one pair of shape [d]). Solves the boundary-value problem and differentiates the constant-speed
     solution at t = 0 with the second-order one-sided difference (−3c₀ + 4c₁ − c₂)/(2Δt).
     """
     res = geodesic(G, z0, z1, T, **kw)
@@ -286,10 +297,11 @@ def shoot(G, z0: torch.Tensor, v0: torch.Tensor, T: int = 32, substeps: int = 4)
     ``substeps`` steps per grid interval; the right-hand side is ``Metric.acceleration`` (Christoffel symbols
     by default; nested Jacobian-vector products for pullback metrics).
     """
-    z0, v0 = _checks.endpoints(z0, v0)
+    z0, v0 = _checks.endpoints(z0, v0, ("z0", "v0"))
     metric = as_metric(G)
-    if T < 2:
+    if _checks.positive_int(T, "T") < 2:
         raise ValueError(f"shoot needs T ≥ 2, got T={T}")
+    substeps = _checks.positive_int(substeps, "substeps")
     h = 1.0 / ((T - 1) * substeps)
 
     def rhs(z, v):
@@ -342,6 +354,9 @@ def graph_geodesic(G, Z: torch.Tensor, z0: torch.Tensor, z1: torch.Tensor, T: in
     Z = _checks.points(Z, "Z", d=z0.shape[-1])
     _checks.same_kind(Z, z0, "Z", "z0")
     metric = as_metric(G)
+    k, sub = _checks.positive_int(k, "k"), _checks.positive_int(sub, "sub")
+    if _checks.positive_int(T, "T") < 2:
+        raise ValueError(f"graph_geodesic needs T ≥ 2, got T={T}")
     B = z0.shape[0]
     nodes = torch.cat([Z.reshape(-1, Z.shape[-1]), z0, z1])  # (M, d)
     M = nodes.shape[0]
@@ -368,6 +383,9 @@ def graph_geodesic(G, Z: torch.Tensor, z0: torch.Tensor, z1: torch.Tensor, T: in
         while path[-1] != src[i]:
             path.append(pred[i, path[-1]])
         poly = nodes[torch.as_tensor(path[::-1], device=nodes.device)]
+        if not bool((poly[1:] != poly[:-1]).any()):  # z0 == z1: the constant curve (nothing to resample)
+            curves.append(poly[:1].expand(T, -1).clone())
+            continue
         if poly.shape[0] == 2:
             poly = straight_line(poly[0], poly[1], 3)
         curves.append(resample(poly, T))
@@ -383,7 +401,7 @@ def _warn_unconverged(res: GeodesicResult, what: str) -> None:
 
 
 def distance(G, z0: torch.Tensor, z1: torch.Tensor, **kw) -> torch.Tensor:
-    """Geodesic distance d(z0, z1) = length of the energy-minimising curve, shape=[B].
+    """Geodesic distance d(z0, z1) = length of the energy-minimising curve, shape=[B] (B = 1 for one pair).
 
     Keyword arguments go to ``geodesic``. Warns (``GeodesicWarning``) when a problem did not converge.
     """
@@ -400,6 +418,7 @@ def distance_matrix(G, Z: torch.Tensor, chunk: int = 1024, **kw) -> torch.Tensor
     Z = _checks.points(Z, "Z")
     if Z.dim() != 2:
         raise ValueError(f"Z must have shape (N, d), got {tuple(Z.shape)}")
+    chunk = _checks.positive_int(chunk, "chunk")
     N = Z.shape[0]
     i, j = torch.triu_indices(N, N, offset=1, device=Z.device)
     out = torch.zeros(N, N, dtype=Z.dtype, device=Z.device)

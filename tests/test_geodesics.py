@@ -187,6 +187,69 @@ def test_geodesic_errors():
     with pytest.raises(ValueError, match="non-finite energy"):
         gl.geodesic(lambda z: torch.diag_embed(torch.sqrt(z - 1)), torch.zeros(1, 2, dtype=torch.float64),
                     torch.full((1, 2), 2.0, dtype=torch.float64), T=3)
+    z0, z1 = torch.zeros(1, 2), torch.ones(1, 2)
+    for kw, name in [(dict(memory=0), "memory"), (dict(refresh=0), "refresh"), (dict(T=7.0), "T"),
+                     (dict(max_iter=-1), "max_iter")]:
+        with pytest.raises(ValueError, match=name):
+            gl.geodesic(G, z0, z1, **kw)
+    with pytest.raises(ValueError, match="substeps must be a positive integer, got 0"):
+        gl.shoot(G, z0, z1, substeps=0)
+    with pytest.raises(ValueError, match="chunk must be a positive integer"):
+        gl.distance_matrix(G, torch.rand(3, 2), chunk=0)
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        gl.graph_geodesic(G, torch.rand(5, 2), z0, z1, k=0)
+
+
+def test_shooting_errors_name_the_velocity():
+    G, z0 = gl.pullback(sphere), torch.ones(2)
+    with pytest.raises(TypeError, match="v0 must be a floating-point tensor"):
+        gl.shoot(G, z0, torch.ones(2, dtype=torch.long))
+    with pytest.raises(ValueError, match="v0 has 1 non-finite"):
+        gl.exp_map(G, z0, torch.tensor([0.1, float("nan")]))
+    with pytest.raises(ValueError, match=r"z0 and v0 must have the same dimension d: z0 has shape \(2,\), v0 has shape \(2, 3\)"):
+        gl.shoot(G, z0, torch.ones(2, 3))
+
+
+def test_max_iter_steps_are_checked_after_the_last_one():
+    """converged says whether the criterion holds for the curve returned, also when max_iter stopped the solver."""
+    G, z0, z1 = gl.pullback(polar), torch.tensor([[1.0, 0.1]], dtype=torch.float64), torch.tensor([[1.5, 1.2]], dtype=torch.float64)
+    full = gl.geodesic(G, z0, z1, T=40)
+    n = int(full.iterations)
+    assert bool(full.converged) and n > 1
+    short = gl.geodesic(G, z0, z1, T=40, max_iter=n - 1)
+    assert not bool(short.converged) and int(short.iterations) == n - 1
+    exact = gl.geodesic(G, z0, z1, T=40, max_iter=n)
+    assert bool(exact.converged) and torch.equal(exact.curve, full.curve)
+    line = gl.geodesic(gl.pullback(lambda z: 2 * z), z0, z1, T=8, max_iter=0)  # the straight line is the answer
+    assert bool(line.converged) and int(line.iterations) == 0
+
+
+@pytest.mark.parametrize("precondition", ["metric", "euclidean"])
+def test_singular_metric_more_latent_than_data_dimensions(precondition):
+    """d > D: G = JᵀJ has rank D everywhere, geodesics are not unique, but the distance is the data-space distance
+    (the decoders below are submersions onto R^D, so the data-space segment lifts to a latent curve)."""
+    f1 = lambda z: z[..., :1] ** 2 + z[..., 1:]  # R² -> R¹
+    z0 = torch.tensor([[0.0, 0.0], [0.3, -0.2]], dtype=torch.float64)
+    z1 = torch.tensor([[1.0, 1.0], [0.8, 0.5]], dtype=torch.float64)
+    res = gl.geodesic(gl.pullback(f1), z0, z1, T=10, precondition=precondition)
+    assert bool(res.converged.all())
+    torch.testing.assert_close(res.length, (f1(z1) - f1(z0)).norm(dim=-1), rtol=1e-6, atol=0)
+    f2 = lambda z: torch.stack([z[..., 0] + torch.sin(z[..., 1]), z[..., 2] + 0.5 * z[..., 1] ** 2], -1)  # R³ -> R²
+    g = torch.Generator().manual_seed(5)
+    a, b = torch.randn(6, 3, generator=g, dtype=torch.float64), torch.randn(6, 3, generator=g, dtype=torch.float64)
+    res = gl.geodesic(gl.pullback(f2), a, b, T=16, precondition=precondition, max_iter=2000)
+    assert bool(res.converged.all()), res.iterations
+    torch.testing.assert_close(res.length, (f2(b) - f2(a)).norm(dim=-1), rtol=1e-5, atol=0)
+    torch.testing.assert_close(res.length, gl.data_length(res.curve, f2), rtol=1e-12, atol=0)
+
+
+def test_graph_start_with_coinciding_endpoints_is_the_constant_curve(rng):
+    Z = torch.rand(30, 2, generator=rng, dtype=torch.float64) * 2 + 0.5
+    z0 = torch.tensor([[1.0, 1.0], [1.2, 0.7]], dtype=torch.float64)
+    z1 = torch.tensor([[1.0, 1.0], [2.0, 2.0]], dtype=torch.float64)
+    res = gl.geodesic(gl.pullback(polar), z0, z1, T=12, init="graph", graph_points=Z)
+    assert bool(res.converged.all()) and float(res.length[0]) == 0.0
+    assert torch.equal(res.curve[0], z0[0].expand(12, 2))
 
 
 def test_a_saturating_decoder_cannot_fool_the_default_step():
