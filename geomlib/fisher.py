@@ -23,7 +23,7 @@ from torch.distributions import (Bernoulli, Beta, Categorical, Dirichlet, Distri
                                  Independent, Normal, VonMises, kl_divergence)
 
 from . import _checks
-from .distributions import Product, VonMisesFisher, _log_iv_over_xv, _ratio, _unit_tol
+from .distributions import Product, VonMisesFisher, _ratio_and_slope, _unit_tol
 from .jacobians import jacobian_unchecked, jvp_unchecked
 from .metrics import Metric
 
@@ -89,21 +89,19 @@ def _F_exponential(eta):
 def _F_von_mises(eta):
     kappa = eta[..., 1]
     k = kappa.clamp_min(0)
-    A = _ratio(0.0, k)
-    A_over_k = torch.exp(_log_iv_over_xv(1.0, k) - _log_iv_over_xv(0.0, k))  # A/κ, → ½ at κ = 0
-    return _diag(k * A, 1 - A_over_k - A * A), kappa >= 0, "concentration ≥ 0"
+    A, dA = _ratio_and_slope(0.0, k)  # A = I₁/I₀; F_κκ = Var(cos(x − μ)) = A'(κ) = 1 − A/κ − A², stably
+    return _diag(k * A, dA), kappa >= 0, "concentration ≥ 0"
 
 
 def _F_vmf(eta):
     mu, kappa = eta[..., :-1], eta[..., -1]
     p = mu.shape[-1]
     k = kappa.clamp_min(0)
-    A = _ratio(p / 2 - 1, k)
-    A_over_k = torch.exp(_log_iv_over_xv(p / 2, k) - _log_iv_over_xv(p / 2 - 1, k))  # → 1/p at κ = 0
+    A, dA = _ratio_and_slope(p / 2 - 1, k)  # F_κκ = Var(μᵀx) = A'(κ) = 1 − A² − (p−1) A/κ, stably
     P = torch.eye(p, dtype=eta.dtype, device=eta.device) - mu[..., :, None] * mu[..., None, :]  # tangent projector
     F = torch.zeros(*eta.shape, p + 1, dtype=eta.dtype, device=eta.device)
     F = F + torch.nn.functional.pad((k * A)[..., None, None] * P, (0, 1, 0, 1))
-    F = F + torch.nn.functional.pad((1 - A * A - (p - 1) * A_over_k)[..., None, None], (p, 0, p, 0))
+    F = F + torch.nn.functional.pad(dA[..., None, None], (p, 0, p, 0))
     valid = (kappa >= 0) & ((mu.norm(dim=-1) - 1).abs() <= _unit_tol(eta.dtype))
     return F, valid, "concentration ≥ 0 and unit-norm loc"
 

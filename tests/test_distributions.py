@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import math
 
+import mpmath  # a dependency of torch (through sympy)
 import numpy as np
 import pytest
 import scipy.special as sp
@@ -55,8 +56,40 @@ def test_log_bessel_bad_input():
         gl.log_bessel_iv(0.5, torch.tensor([1.0, -1.0]))
     with pytest.raises(ValueError, match="order"):
         gl.log_bessel_iv(-1, torch.tensor([1.0]))
-    with pytest.raises(TypeError):
-        gl.log_bessel_iv(1, torch.tensor([1, 2]))
+    for fn in (gl.log_bessel_iv, gl.bessel_ratio):  # integers would be truncated somewhere inside: refuse them
+        with pytest.raises(TypeError, match=r"floating-point.*torch\.int64"):
+            fn(1, torch.tensor([1, 2]))
+        with pytest.raises(TypeError, match="list"):
+            fn(1, [1.0])
+
+
+def mp_ratio(v: float, x: float) -> tuple[float, float]:
+    """A_v(x) = I_{v+1}(x)/I_v(x) and A_v'(x) = 1 − A² − (2v+1)A/x from mpmath at 60 digits (A' cancels to
+    ~1/x² for large x: 60 digits leave 30 at x = 1e15)."""
+    with mpmath.workdps(60):
+        X = mpmath.mpf(x)
+        A = mpmath.besseli(v + 1, X) / mpmath.besseli(v, X)
+        return float(A), float(1 - A * A - (2 * v + 1) * A / X)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("v", [0.0, 0.5, 1.0, 1.5, 2.5, 49.0])
+def test_bessel_ratio_for_every_x(v, dtype):
+    """A_v(x) for x from 1e-6 to 1e15 against mpmath: in [0, 1], non-decreasing, below 1 wherever 1 − A is
+    representable, accurate in A and in 1 − A (the quantity the large-x cancellation used to destroy)."""
+    x = torch.logspace(-6, 15, 85, dtype=dtype)
+    ref = np.array([mp_ratio(v, xi)[0] for xi in x.tolist()])  # at x as rounded to dtype
+    A = gl.bessel_ratio(v, x)
+    assert A.dtype == dtype
+    A = A.double().numpy()
+    assert (A >= 0).all() and (A <= 1).all() and (np.diff(A) >= 0).all()
+    eps = torch.finfo(dtype).eps
+    assert (A[1 - ref > eps] < 1).all()
+    if dtype == f64:
+        np.testing.assert_allclose(A, ref, rtol=1e-11)
+        np.testing.assert_allclose(1 - A, 1 - ref, rtol=1e-8, atol=eps)
+    else:  # computed in float64 and rounded once
+        np.testing.assert_allclose(A, ref, rtol=eps, atol=0)
 
 
 # ------------------------------------------------------------------------------------------------ von Mises–Fisher
