@@ -18,7 +18,7 @@ from typing import Callable
 import torch
 
 from . import _checks
-from .metrics import as_metric
+from .metrics import _sqrt, as_metric
 
 __all__ = ["segment_lengths", "length", "energy", "data_length", "data_energy"]
 
@@ -30,7 +30,7 @@ def _steps_sq(c: torch.Tensor, G) -> torch.Tensor:
 def segment_lengths(c: torch.Tensor, G=None) -> torch.Tensor:
     """s_n, the metric lengths of the T-1 steps of c shape=[..., T, d] -> shape=[..., T-1]."""
     c = _checks.curve(c)
-    return _steps_sq(c, G).clamp_min(0).sqrt()
+    return _sqrt(_steps_sq(c, G))  # gradient 0 (not NaN) at a zero-length step
 
 
 def length(c: torch.Tensor, G=None) -> torch.Tensor:
@@ -58,7 +58,7 @@ def _decoded_steps(c: torch.Tensor, f: Callable) -> torch.Tensor:
 
 def data_length(c: torch.Tensor, f: Callable) -> torch.Tensor:
     """Length of the decoded polygon Σ_n ‖f(c_{n+1}) − f(c_n)‖ in data space. c shape=[..., T, d] -> [...]."""
-    return _decoded_steps(c, f).sqrt().sum(-1)
+    return _sqrt(_decoded_steps(c, f)).sum(-1)
 
 
 def data_energy(c: torch.Tensor, f: Callable) -> torch.Tensor:

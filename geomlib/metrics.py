@@ -158,6 +158,13 @@ def pullback(f: Callable[[torch.Tensor], torch.Tensor], step: str = "data") -> M
                   name=f"pullback({getattr(f, '__name__', type(f).__name__)})", acceleration=acceleration)
 
 
+def _sqrt(s2: torch.Tensor) -> torch.Tensor:
+    """√s² for s² ≥ 0 (0 where s² ≤ 0), with gradient 0 there: sqrt's own is infinite at 0, and the chain rule's
+    0 · ∞ would make the whole gradient NaN (a curve with a repeated point, a zero tangent vector)."""
+    pos = s2 > 0
+    return torch.where(pos, torch.where(pos, s2, 1.0).sqrt(), 0.0)
+
+
 def _prep(G, z, *vs):
     z = _checks.points(z, "z")
     for i, v in enumerate(vs):
@@ -175,7 +182,7 @@ def inner(G, z: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 def norm(G, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """‖v‖_z = √(vᵀ G(z) v) for v shape=[..., d] -> shape=[...]."""
     G, z = _prep(G, z, v)
-    return G.sqnorm(z, v).clamp_min(0).sqrt()
+    return _sqrt(G.sqnorm(z, v))
 
 
 def angle(G, z: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

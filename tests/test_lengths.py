@@ -75,6 +75,26 @@ def test_closed_forms_polar_and_sphere():
     assert 0 < arc - polygon < arc * (math.pi / (T - 1)) ** 2 / 6 * 1.01
 
 
+@pytest.mark.parametrize("G", [None, gl.pullback(polar), gl.pullback(polar, step="midpoint"),
+                               lambda z: torch.diag_embed(1 + z ** 2)], ids=["euclidean", "data", "midpoint", "function"])
+def test_length_gradient_at_a_repeated_point(G):
+    """A zero-length step contributes gradient 0 (a subgradient of ‖·‖ at 0), not NaN: the gradient is the one of
+    the curve without the repeated point, shared between its two copies."""
+    c = torch.tensor([[1.0, 0.0], [2.0, 0.0], [2.0, 0.0], [2.0, 1.0]], dtype=torch.float64, requires_grad=True)
+    (g,) = torch.autograd.grad(gl.length(c, G), c)
+    assert torch.isfinite(g).all()
+    short = c.detach()[[0, 1, 3]].requires_grad_(True)
+    (gs,) = torch.autograd.grad(gl.length(short, G), short)
+    torch.testing.assert_close(torch.stack([g[0], g[1] + g[2], g[3]]), gs)
+    if G is None:  # Euclidean: ∂L/∂c_n = u_{n−1} − u_n with u the unit step directions (0 for the empty step)
+        torch.testing.assert_close(g, torch.tensor([[-1.0, 0.0], [1.0, 0.0], [0.0, -1.0], [0.0, 1.0]],
+                                                   dtype=torch.float64))
+    (gd,) = torch.autograd.grad(gl.data_length(c, polar), c)
+    assert torch.isfinite(gd).all()
+    (gs,) = torch.autograd.grad(gl.segment_lengths(c, G)[1], c)
+    assert (gs == 0).all()
+
+
 def test_data_length_rejects_bad_decoders():
     c = gl.straight_line(torch.zeros(2), torch.ones(2), 5)
     with pytest.raises(TypeError, match="torch.Tensor"):

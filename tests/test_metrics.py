@@ -85,6 +85,17 @@ def test_angles_between_curves():
         gl.angle(G, z, er, torch.zeros_like(er))
 
 
+def test_norm_gradient_at_a_zero_vector_is_zero():
+    """‖v‖ has subgradient 0 at v = 0 (not NaN, which would poison a whole batch's gradient); elsewhere Gv/‖v‖."""
+    z = torch.tensor([[1.5, 0.2], [2.0, 0.3]], dtype=torch.float64)
+    v = torch.tensor([[0.0, 0.0], [1.0, 1.0]], dtype=torch.float64, requires_grad=True)
+    for G in (gl.euclidean, gl.pullback(polar)):
+        (g,) = torch.autograd.grad(gl.norm(G, z, v).sum(), v)
+        Gv = (G(z[1:]) @ v.detach()[1, :, None])[..., 0]
+        torch.testing.assert_close(g, torch.cat([torch.zeros(1, 2, dtype=torch.float64),
+                                                 Gv / gl.norm(G, z[1:], v.detach()[1:])[:, None]]))
+
+
 def test_christoffel_symbols_closed_forms():
     z = torch.tensor([[2.0, 0.3], [0.9, 1.1]], dtype=torch.float64)
     P = gl.christoffel(gl.pullback(polar), z)  # Γ^r_θθ = -r, Γ^θ_rθ = Γ^θ_θr = 1/r
