@@ -1,7 +1,7 @@
 """Riemannian metrics on latent space, as functions G(z) -> (..., d, d). [Lecture 3]
 
 A metric is a ``Metric``: call it on points z shape=[..., d] to get the full matrix G(z) shape=[..., d, d].
-Every metric answers the same three questions, so no consumer ever branches on its kind:
+Every metric answers the same five questions, so no consumer ever branches on its kind:
 
     G(z)                    the matrix,
     sqnorm(z, v)            vᵀ G(z) v for tangent vectors v shape=[..., d]  (often cheaper than G),
@@ -165,23 +165,33 @@ def _sqrt(s2: torch.Tensor) -> torch.Tensor:
     return torch.where(pos, torch.where(pos, s2, 1.0).sqrt(), 0.0)
 
 
-def _prep(G, z, *vs):
+def _prep(G, z, **vs):
+    """The metric, z, and the tangent vectors (named by keyword), each shape=[..., d] broadcast to z's shape."""
     z = _checks.points(z, "z")
-    for i, v in enumerate(vs):
-        _checks.points(v, f"v{i}")
-        _checks.same_kind(z, v, "z", f"v{i}")
-    return as_metric(G), z
+    out = []
+    for name, v in vs.items():
+        _checks.points(v, name)
+        _checks.same_kind(z, v, "z", name)
+        try:
+            fits = v.shape[-1] == z.shape[-1] and torch.broadcast_shapes(v.shape, z.shape) == z.shape
+        except RuntimeError:
+            fits = False
+        if not fits:
+            raise ValueError(f"{name} must have z's shape (..., d) = {tuple(z.shape)} (or one that broadcasts to "
+                             f"it), got {name} shape {tuple(v.shape)}")
+        out.append(v.expand(z.shape))
+    return as_metric(G), z, *out
 
 
 def inner(G, z: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """⟨u, v⟩_z = uᵀ G(z) v for u, v shape=[..., d] -> shape=[...]."""
-    G, z = _prep(G, z, u, v)
+    """⟨u, v⟩_z = uᵀ G(z) v for z shape=[..., d] and u, v of z's shape (or broadcastable to it) -> shape=[...]."""
+    G, z, u, v = _prep(G, z, u=u, v=v)
     return torch.einsum("...i,...ij,...j->...", u, G(z), v)
 
 
 def norm(G, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """‖v‖_z = √(vᵀ G(z) v) for v shape=[..., d] -> shape=[...]."""
-    G, z = _prep(G, z, v)
+    """‖v‖_z = √(vᵀ G(z) v) for z shape=[..., d] and v of z's shape (or broadcastable to it) -> shape=[...]."""
+    G, z, v = _prep(G, z, v=v)
     return _sqrt(G.sqnorm(z, v))
 
 
@@ -190,7 +200,7 @@ def angle(G, z: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
 
     For two curves through z, pass their velocities there (e.g. ``curves.velocity(c)[..., n, :]``).
     """
-    G, z = _prep(G, z, u, v)
+    G, z, u, v = _prep(G, z, u=u, v=v)
     Gz = G(z)
     uv = torch.einsum("...i,...ij,...j->...", u, Gz, v)
     uu = torch.einsum("...i,...ij,...j->...", u, Gz, u)

@@ -1,4 +1,5 @@
 import math
+import re
 
 import pytest
 import torch
@@ -83,6 +84,34 @@ def test_angles_between_curves():
     torch.testing.assert_close(gl.angle(G, c1[100:101], u, v)[0], data_angle, rtol=1e-5, atol=0)
     with pytest.raises(ValueError, match="zero tangent"):
         gl.angle(G, z, er, torch.zeros_like(er))
+
+
+def test_inner_of_a_linear_decoder_is_uT_AT_A_v(rng):
+    A = torch.tensor([[1.0, 2.0], [0.5, -1.0], [3.0, 0.2]], dtype=torch.float64)
+    z, u, v = (torch.randn(4, 3, 2, generator=rng, dtype=torch.float64) for _ in range(3))
+    truth = ((u @ A.T) * (v @ A.T)).sum(-1)  # uᵀAᵀAv = (Au)ᵀ(Av)
+    G = gl.pullback(lambda z: z @ A.T)
+    torch.testing.assert_close(gl.inner(G, z, u, v), truth)
+    torch.testing.assert_close(gl.inner(G, z, v, u), truth)
+    torch.testing.assert_close(gl.angle(G, z, u, v), torch.arccos(truth / (gl.norm(G, z, u) * gl.norm(G, z, v))))
+
+
+@pytest.mark.parametrize("G", [gl.euclidean, gl.pullback(polar)], ids=["euclidean", "pullback"])
+def test_tangent_vectors_must_fit_the_points(G):
+    """u, v need z's shape (..., d), or one that broadcasts to it; anything else is an error naming both shapes
+    (it used to broadcast the other way silently, or fail deep inside einsum or forward-mode AD)."""
+    z = torch.tensor([[1.0, 0.5]], dtype=torch.float64).expand(5, 2) + torch.arange(5.0, dtype=torch.float64)[:, None]
+    ok = torch.ones(5, 2, dtype=torch.float64)
+    for bad in (torch.ones(3, dtype=torch.float64), torch.ones(4, 2, dtype=torch.float64),
+                torch.ones(5, 3, dtype=torch.float64), torch.ones(2, 5, 2, dtype=torch.float64)):
+        shapes = rf"\(5, 2\).*got . shape {re.escape(str(tuple(bad.shape)))}"
+        for call in (lambda: gl.norm(G, z, bad), lambda: gl.inner(G, z, bad, ok), lambda: gl.inner(G, z, ok, bad),
+                     lambda: gl.angle(G, z, ok, bad)):
+            with pytest.raises(ValueError, match=shapes):
+                call()
+    one = torch.tensor([0.3, -0.4], dtype=torch.float64)  # one vector at every point broadcasts
+    torch.testing.assert_close(gl.norm(G, z, one), gl.norm(G, z, one.expand(5, 2)))
+    torch.testing.assert_close(gl.inner(G, z, one[None], ok), gl.inner(G, z, one.expand(5, 2), ok))
 
 
 def test_norm_gradient_at_a_zero_vector_is_zero():
