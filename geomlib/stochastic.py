@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from . import _checks
+from .jacobians import _call
 from .metrics import Metric, pullback
 
 __all__ = ["expected_pullback", "CalibratedSigma", "calibrate_sigma"]
@@ -42,7 +43,7 @@ def expected_pullback(mu: Callable[[torch.Tensor], torch.Tensor], sigma: Callabl
                         f"{type(sigma).__name__}")
 
     def mu_sigma(z: torch.Tensor) -> torch.Tensor:
-        m, s = mu(z), sigma(z)
+        m, s = _call(mu, z, "mu"), _call(sigma, z, "sigma")  # each a tensor (..., D): an error names which is not
         if m.shape != s.shape:
             raise ValueError(f"mu and sigma must return the same shape (..., D); for z of shape {tuple(z.shape)} "
                              f"mu gave {tuple(m.shape)} and sigma gave {tuple(s.shape)}")

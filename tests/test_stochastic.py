@@ -77,8 +77,15 @@ def test_expected_pullback_errors():
     mu, sigma = gaussian_decoder()
     with pytest.raises(TypeError, match="functions"):
         gl.expected_pullback(mu, 3.0)
+    z = torch.zeros(3, 2, dtype=torch.float64)
     with pytest.raises(ValueError, match="same shape"):
-        gl.expected_pullback(mu, lambda z: sigma(z)[..., :2])(torch.zeros(3, 2, dtype=torch.float64))
+        gl.expected_pullback(mu, lambda z: sigma(z)[..., :2])(z)
+    # each output is checked on its own, and the error names the one at fault
+    for G in (lambda G, z: G(z), lambda G, z: G.sqnorm(z, z), lambda G, z: gl.energy(z[None], G)):
+        with pytest.raises(TypeError, match="mu must return a torch.Tensor, got list"):
+            G(gl.expected_pullback(lambda z: mu(z).tolist(), sigma), z)
+        with pytest.raises(ValueError, match=r"sigma must map \(\.\.\., d\) to \(\.\.\., D\) point by point"):
+            G(gl.expected_pullback(mu, lambda z: sigma(z).sum(-1)), z)
 
 
 def clusters(seed=0, n=300):
