@@ -15,9 +15,11 @@ __all__ = ["grid", "straight_line", "interpolate", "velocity", "resample", "Disc
 
 
 def grid(T: int, like: torch.Tensor) -> torch.Tensor:
-    """The uniform grid t_n = n/(T-1), n = 0..T-1, shape=[T], with the dtype and device of ``like``."""
+    """The uniform grid t_n = n/(T-1), n = 0..T-1, shape=[T], with the dtype and device of ``like`` (floating)."""
+    T = _checks.positive_int(T, "T")
     if T < 2:
         raise ValueError(f"a curve needs T ≥ 2 points, got T={T}")
+    like = _checks.as_tensor(like, "like")
     return torch.linspace(0.0, 1.0, T, dtype=like.dtype, device=like.device)
 
 
@@ -34,16 +36,24 @@ def interpolate(c: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     c shape=[..., T, d] on the uniform grid; t shape=[S] -> shape=[..., S, d].
     """
     c = _checks.curve(c)
-    t = _checks.points(t, "t")
-    if t.dim() != 1:
-        raise ValueError(f"t must have shape (S,), got {tuple(t.shape)}")
-    if bool((t < 0).any() | (t > 1).any()):
-        raise ValueError(f"t must lie in [0, 1], got values in [{t.min().item():.4g}, {t.max().item():.4g}]")
+    t = _times(t)
     T = c.shape[-2]
     s = t.to(c) * (T - 1)
     i = s.floor().long().clamp(max=T - 2)  # segment index, (S,)
     w = (s - i.to(c))[:, None]  # position inside the segment, (S, 1)
     return c[..., i, :] * (1 - w) + c[..., i + 1, :] * w
+
+
+def _times(t) -> torch.Tensor:
+    """Times t shape=[S] in [0, 1]: a curve is not extrapolated beyond its ends."""
+    t = _checks.points(t, "t")
+    if t.dim() != 1:
+        raise ValueError(f"t must have shape (S,), got {tuple(t.shape)}")
+    out = (t < 0) | (t > 1)
+    if bool(out.any()):
+        raise ValueError(f"t must lie in [0, 1]; {int(out.sum())} of {len(t)} values do not: "
+                         f"{t[out][:5].tolist()}")
+    return t
 
 
 def velocity(c: torch.Tensor) -> torch.Tensor:
@@ -124,13 +134,14 @@ class DiscreteCurve(_Curve):
 class CubicSpline(_Curve):
     """A natural cubic spline through K nodes on a uniform grid of [0, 1], endpoints fixed, smooth (C²).
 
-    c(t) for t shape=[S] -> shape=[B, S, d]. The K-2 interior nodes are the parameters; the second
+    c(t) for t ∈ [0, 1] shape=[S] -> shape=[B, S, d]. The K-2 interior nodes are the parameters; the second
     derivatives M at the nodes solve the tridiagonal system of a natural spline (M_0 = M_{K-1} = 0),
     here as one precomputed (K-2)×(K-2) matrix applied to all curves at once.
     """
 
     def __init__(self, z0: torch.Tensor, z1: torch.Tensor, K: int = 8):
         super().__init__(z0, z1)
+        K = _checks.positive_int(K, "K")
         if K < 2:
             raise ValueError(f"a spline needs K ≥ 2 nodes, got K={K}")
         self.K = K
@@ -149,9 +160,7 @@ class CubicSpline(_Curve):
         return torch.cat([self.z0[:, None], self.interior, self.z1[:, None]], dim=1)  # (B, K, d)
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
-        t = _checks.points(t, "t")
-        if t.dim() != 1:
-            raise ValueError(f"t must have shape (S,), got {tuple(t.shape)}")
+        t = _times(t)
         y = self.nodes  # (B, K, d)
         K, h = self.K, 1.0 / (self.K - 1)
         second = y[:, 2:] - 2 * y[:, 1:-1] + y[:, :-2]  # (B, K-2, d)

@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import distributions as td
 from torch import nn
 
+from . import _checks
 from .stochastic import CalibratedSigma, calibrate_sigma
 
 __all__ = ["LIKELIHOODS", "VAE", "train_vae", "save_vae", "load_vae", "load_pretrained", "pretrained_names"]
@@ -267,6 +268,11 @@ def train_vae(model: VAE, X: torch.Tensor, epochs: int = 100, batch_size: int = 
         raise ValueError(f"beta (the KL weight) must be a number ≥ 0, got {beta!r}")
     if not (isinstance(warmup, int) and not isinstance(warmup, bool) and warmup >= 0):
         raise ValueError(f"warmup (epochs of KL warm-up) must be an int ≥ 0, got {warmup!r}")
+    if not (isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 0):
+        raise ValueError(f"epochs must be an int ≥ 0, got {epochs!r}")
+    batch_size = _checks.positive_int(batch_size, "batch_size")
+    if not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0):
+        raise ValueError(f"lr (the learning rate) must be a number > 0, got {lr!r}")
     p = next(model.parameters())
     X = model.check_data(X, support=True)
     X = X.to(p.device) if model.likelihood == "categorical" else X.to(device=p.device, dtype=p.dtype)

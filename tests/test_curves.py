@@ -118,3 +118,25 @@ def test_curve_errors_name_the_shapes():
             raise ValueError("device check needs CUDA")
     with pytest.raises(TypeError, match="dtype"):
         gl.straight_line(torch.zeros(3, 2), torch.zeros(3, 2, dtype=torch.float64))
+
+
+def test_curve_parameters_are_checked():
+    z0, z1 = torch.zeros(1, 2), torch.ones(1, 2)
+    with pytest.raises(ValueError, match="T must be a positive integer, got 3.0"):
+        gl.straight_line(z0, z1, 3.0)
+    with pytest.raises(TypeError, match="like must be a floating-point tensor.*torch.int64"):
+        gl.grid(3, like=torch.tensor([1]))
+    with pytest.raises(ValueError, match="K must be a positive integer, got 4.5"):
+        gl.CubicSpline(z0, z1, K=4.5)
+    assert gl.straight_line(z0, z1, torch.tensor(3)).shape == (1, 3, 2)  # an integer tensor is a count
+
+
+@pytest.mark.parametrize("curve", [lambda z0, z1: gl.DiscreteCurve(z0, z1, T=5), lambda z0, z1: gl.CubicSpline(z0, z1, K=5),
+                                   lambda z0, z1: (lambda t: gl.interpolate(gl.straight_line(z0, z1, 5), t))],
+                         ids=["DiscreteCurve", "CubicSpline", "interpolate"])
+def test_curves_are_not_extrapolated(curve):
+    """Every curve lives on [0, 1]: times outside are an error that shows them (the spline used to extrapolate)."""
+    c = curve(torch.zeros(1, 2, dtype=torch.float64), torch.ones(1, 2, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"t must lie in \[0, 1\]; 2 of 3 values do not: \[1\.5, -0\.25\]"):
+        c(torch.tensor([1.5, 0.5, -0.25], dtype=torch.float64))
+    assert c(torch.tensor([0.0, 1.0], dtype=torch.float64)).shape == (1, 2, 2)
