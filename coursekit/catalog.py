@@ -3,7 +3,8 @@
 One ``Exercise`` per id ("3.2" = exercise 2 of lecture 3). The learner writes a function ``name``; it is called
 on every ``Case`` of the exercise and its output is compared with ``reference(case)``, computed by geomlib (or,
 where geomlib has no such function, by an independent oracle such as ``torch.distributions``). Conceptual
-questions are functions of no arguments that return a number (or a few numbers).
+questions are functions of no arguments that return a number (or a few numbers); their messages never show the
+expected value, since it is the answer. A function that changes its arguments in place fails.
 
 This module never prints and never shows solution code; ``coursekit.checks`` (in the notebook) and
 ``coursekit.grade`` (for the teacher) build their messages from ``call`` and ``judge`` below.
@@ -87,6 +88,13 @@ def _no_args(label="your answer"):
     return lambda: [Case((), label)]
 
 
+def _question(exercise_id: str, name: str, title: str, reference: Callable[[Case], torch.Tensor],
+              atol: float) -> Exercise:
+    """A question: ``name()`` takes no arguments and returns a number (or a few). Right when every number is within
+    ``atol`` of the reference (no relative part, so the tolerance the notebook states is the whole story)."""
+    return _register(Exercise(exercise_id, name, title, (), _no_args(), reference, rtol=0.0, atol=atol))
+
+
 # ---------------------------------------------------------------------------------------------- Lecture 1
 
 
@@ -167,8 +175,7 @@ def _ref_1_4(_):
     return torch.distributions.kl_divergence(q, posterior)
 
 
-_register(Exercise("1.4", "answer_1_4", "the ELBO gap when q(z|x) is the prior", (), _no_args(), _ref_1_4,
-                   atol=1e-2))
+_question("1.4", "answer_1_4", "the ELBO gap when q(z|x) is the prior", _ref_1_4, atol=1e-2)
 
 # ---------------------------------------------------------------------------------------------- Lecture 2
 
@@ -211,7 +218,7 @@ def _ref_2_4(_):
     return gl.length(c) ** 2 / (2 * gl.energy(c))
 
 
-_register(Exercise("2.4", "answer_2_4", "L²/(2E) for c(t) = (t², 0)", (), _no_args(), _ref_2_4, atol=2e-3))
+_question("2.4", "answer_2_4", "L²/(2E) for c(t) = (t², 0)", _ref_2_4, atol=2e-3)
 
 # ---------------------------------------------------------------------------------------------- Lecture 3
 
@@ -274,8 +281,7 @@ def _ref_3_4(_):
     return gl.length(c, gl.pullback(toys.polar, step="midpoint"))  # exact on this curve: G is constant along it
 
 
-_register(Exercise("3.4", "answer_3_4", "pullback length of a latent straight line (polar)", (), _no_args(),
-                   _ref_3_4, atol=1e-2))
+_question("3.4", "answer_3_4", "pullback length of a latent straight line (polar)", _ref_3_4, atol=1e-2)
 
 # ---------------------------------------------------------------------------------------------- Lecture 4
 
@@ -337,7 +343,7 @@ def _ref_4_3(_):
     return torch.stack([latent, pulled])
 
 
-_register(Exercise("4.3", "answer_4_3", "length ratios after z̃ = 3Rz", (), _no_args(), _ref_4_3, atol=1e-3))
+_question("4.3", "answer_4_3", "length ratios after z̃ = 3Rz", _ref_4_3, atol=1e-3)
 
 # ---------------------------------------------------------------------------------------------- Lecture 5
 
@@ -382,7 +388,7 @@ def _ref_5_3(_):
     return gl.volume(gl.pullback(_cat(mu, sigma)), torch.tensor([2.0, 0.0], dtype=f64))
 
 
-_register(Exercise("5.3", "answer_5_3", "volume element of the expected metric", (), _no_args(), _ref_5_3, atol=1e-3))
+_question("5.3", "answer_5_3", "volume element of the expected metric", _ref_5_3, atol=1e-3)
 
 # ---------------------------------------------------------------------------------------------- Lecture 6
 
@@ -449,8 +455,8 @@ def _ref_6_4(_):
     return gl.length(c, lambda p: (1 / (p * (1 - p)))[..., None])
 
 
-_register(Exercise("6.4", "answer_6_4", "Fisher–Rao distance between Bernoulli(0.1) and Bernoulli(0.9)", (),
-                   _no_args(), _ref_6_4, atol=1e-3))
+_question("6.4", "answer_6_4", "Fisher–Rao distance between Bernoulli(0.1) and Bernoulli(0.9)", _ref_6_4,
+          atol=1e-3)
 
 LECTURES: dict[str, list[str]] = {}
 for _id, _ex in EXERCISES.items():
@@ -479,6 +485,18 @@ def _clone(x):
     return x.detach().clone() if isinstance(x, torch.Tensor) else x
 
 
+def _detached(x, depth: int = 0):
+    """x with every tensor in it (also inside lists and tuples) detached, so that converting it neither warns nor
+    keeps a graph."""
+    if isinstance(x, torch.Tensor):
+        return x.detach()
+    if isinstance(x, (list, tuple)):
+        if depth > 8:
+            raise TypeError("returned lists nested too deeply, expected a tensor or a number")
+        return [_detached(v, depth + 1) for v in x]
+    return x
+
+
 def as_output(x) -> torch.Tensor:
     """What a learner returned, as a plain float64 CPU tensor; TypeError (with what it was) if not numeric."""
     if isinstance(x, torch.Tensor):
@@ -489,25 +507,40 @@ def as_output(x) -> torch.Tensor:
     if isinstance(x, bool) or x is None or isinstance(x, str):
         raise TypeError(f"returned {type(x).__name__} {x!r:.40}, expected a tensor or a number")
     try:
-        return torch.as_tensor(x, dtype=torch.float64).clone()
+        return torch.as_tensor(_detached(x), dtype=torch.float64).clone()
     except Exception:
         raise TypeError(f"returned a {type(x).__name__}, expected a tensor or a number") from None
 
 
-def call(ex: Exercise, fn: Any, case: Case) -> tuple[str, Any]:
-    """Run the learner's ``fn`` on one case: ("ok", tensor), ("not implemented", None) or ("error", message).
+def _changed(before: torch.Tensor, after: torch.Tensor) -> bool:
+    """Whether the learner's function changed a tensor it was given (its values, shape or dtype)."""
+    if after.shape != before.shape or after.dtype != before.dtype:
+        return True
+    return not torch.equal(after.detach(), before)
 
-    Never raises for anything the learner's function does (KeyboardInterrupt and SystemExit excepted:
+
+def call(ex: Exercise, fn: Any, case: Case) -> tuple[str, Any]:
+    """Run the learner's ``fn`` on one case: ("ok", tensor), ("not implemented", None), ("fail", message) when it
+    changed one of its arguments in place, or ("error", message).
+
+    The function gets copies of the inputs; afterwards they are compared with the originals, because a function
+    that changes the caller's tensor (``c -= lr * g``, ``c.unsqueeze_(0)``) is wrong even when what it returns is
+    right. Never raises for anything the learner's function does (KeyboardInterrupt and SystemExit excepted:
     those belong to whoever runs us).
     """
     if not callable(fn):
         return "error", f"{ex.name} should be a function, got {type(fn).__name__}"
+    given = [_clone(a) for a in case.args]
     try:
-        out = fn(*[_clone(a) for a in case.args])
+        out = fn(*given)
     except NotImplementedError:
         return "not implemented", None
     except Exception as err:  # the learner's bug: report it, never propagate it
         return "error", f"raised {type(err).__name__}: {_short(str(err), 200)}"
+    for name, before, after in zip(ex.argnames, case.args, given):
+        if isinstance(before, torch.Tensor) and isinstance(after, torch.Tensor) and _changed(before, after):
+            return "fail", (f"it changed its argument {name} in place; the caller's tensor must stay as it was "
+                            f"(compute a new tensor, e.g. start from {name} = {name}.clone())")
     try:
         return "ok", as_output(out)
     except TypeError as err:
@@ -537,8 +570,14 @@ def describe(ex: Exercise, case: Case) -> str:
 
 
 def compare(ex: Exercise, expected: torch.Tensor, got: torch.Tensor) -> str | None:
-    """None when got matches expected (shape and values within rtol, atol); otherwise why not."""
+    """None when got matches expected (shape and values within rtol, atol); otherwise why not.
+
+    For a question (no arguments) the expected value is the solution, so the message never shows it: only that the
+    answer is not within the tolerance, and which of its numbers. Its numbers are compared in order, whatever the
+    shape they come in (``tensor([[1.08]])`` answers a one-number question)."""
     expected = expected.detach().to("cpu", torch.float64)
+    if not ex.argnames:
+        return _compare_answer(ex, expected, got)
     if got.numel() == expected.numel() == 1 and got.dim() <= 1 and expected.dim() <= 1:
         got = got.reshape(expected.shape)  # a number is a number, whether float, 0-d or shape (1,)
     if got.shape != expected.shape:
@@ -551,6 +590,27 @@ def compare(ex: Exercise, expected: torch.Tensor, got: torch.Tensor) -> str | No
     idx = tuple(int(i) for i in torch.unravel_index(err.argmax(), err.shape)) if err.dim() else ()
     where = f" (largest at index {idx})" if idx else ""
     return f"expected {_fmt(expected)}, got {_fmt(got)}: max |error| {err.max().item():.3g}{where}"
+
+
+def _numbers(n: int) -> str:
+    return "one number" if n == 1 else f"{n} numbers"
+
+
+def _compare_answer(ex: Exercise, expected: torch.Tensor, got: torch.Tensor) -> str | None:
+    want, have = expected.reshape(-1), got.reshape(-1)
+    if have.numel() != want.numel():
+        return f"expected {_numbers(want.numel())}, got {_numbers(have.numel())} ({_shape(got)})"
+    if not bool(torch.isfinite(have).all()):
+        return f"got non-finite values (NaN or inf): {_fmt(got)}"
+    bad = [i for i in range(want.numel()) if not abs(have[i].item() - want[i].item()) <= ex.atol + ex.rtol * abs(
+        want[i].item())]
+    if not bad:
+        return None
+    if want.numel() == 1:
+        return f"{_fmt(got)} is not within ±{ex.atol:g} of the right value"
+    which = ", ".join(str(i + 1) for i in bad)
+    return f"{_fmt(got)}: number{'s' if len(bad) > 1 else ''} {which} (of {want.numel()}) not within ±{ex.atol:g} " \
+        "of the right value"
 
 
 def judge(ex: Exercise, cases: list[Case], outcomes: list[tuple[str, Any]], expected: list[torch.Tensor]) -> Result:
@@ -567,6 +627,8 @@ def judge(ex: Exercise, cases: list[Case], outcomes: list[tuple[str, Any]], expe
         if status == "not implemented":
             return res("not implemented", "not implemented yet (it raises NotImplementedError)")
         where = f"input {i + 1}/{n}, {describe(ex, case)}" if ex.argnames else "your answer"
+        if status == "fail":  # the function changed its inputs
+            return res("fail", f"{where}: {_short(value, 300)}")
         if status != "ok":
             return res("error", f"{where}: {_short(value, 300)}")
         if not isinstance(value, torch.Tensor) or type(value) is not torch.Tensor:

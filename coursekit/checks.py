@@ -1,8 +1,10 @@
 """Feedback in the notebook: ``check("3.2", my_function)`` prints PASS or FAIL with the reason.
 
 A check tries the function on several inputs and compares with geomlib's answer. It prints which input failed,
-the expected and obtained shapes or values, and never the solution; it never raises because of the learner's
-code (an unimplemented exercise prints "not implemented yet"), so a notebook of exercises runs top to bottom.
+the expected and obtained shapes or values, and never the solution: for a question (a function of no arguments,
+whose expected value *is* the answer) it says only that the answer is not within the stated tolerance. It never
+raises because of the learner's code (an unimplemented exercise prints "not implemented yet"), so a notebook of
+exercises runs top to bottom.
 """
 from __future__ import annotations
 

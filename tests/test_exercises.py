@@ -235,8 +235,78 @@ def test_check_does_not_change_the_learners_inputs_for_the_next_case():
         c.mul_(0)  # in place, on what it was given
         return _polygon_length(c)
 
-    assert "expected 5, got 0" in evaluate("2.1", vandal).message
+    assert evaluate("2.1", vandal).status == "fail"
     assert catalog.exercise("2.1").cases()[0].args[0].abs().sum() > 0
+
+
+def _step(c, f, lr):
+    c = c.detach().clone().requires_grad_(True)
+    x = f(c)  # (..., T, D)
+    energy = 0.5 * (c.shape[-2] - 1) * (x[..., 1:, :] - x[..., :-1, :]).pow(2).sum()
+    (g,) = torch.autograd.grad(energy, c)
+    g[..., [0, -1], :] = 0
+    return c.detach() - lr * g
+
+
+def _step_in_place(c, f, lr):
+    new = _step(c, f, lr)
+    with torch.no_grad():
+        c.copy_(new)  # right values, but the caller's curve is gone
+    return c
+
+
+@pytest.mark.parametrize("ex_id, fn", [
+    ("3.3", _step_in_place),
+    ("2.1", lambda c: _polygon_length(c.unsqueeze_(0))[0]),  # stochman's bug: a shape change of the caller's tensor
+    ("1.2", lambda mu, sigma, eps: mu.add_(sigma * eps)),
+])
+def test_a_function_that_changes_its_arguments_in_place_fails(ex_id, fn):
+    r = evaluate(ex_id, fn)
+    assert r.status == "fail" and r.points == 0 and "changed its argument" in r.message and "in place" in r.message
+    assert evaluate("3.3", _step).passed  # the same step on a copy passes
+
+
+QUESTIONS = [i for i, ex in catalog.EXERCISES.items() if not ex.argnames]
+
+
+@pytest.mark.parametrize("ex_id", QUESTIONS)
+def test_a_wrong_answer_to_a_question_does_not_show_the_right_one(ex_id, capsys):
+    """A question's expected value is its answer: a FAIL states the tolerance, never the value (nor anything that
+    depends on it, e.g. the direction, which would let a learner bisect to it)."""
+    ex = catalog.exercise(ex_id)
+    right = ex.reference(ex.cases()[0]).reshape(-1)
+    check(ex_id, lambda: 0.0 * right)
+    out = capsys.readouterr().out
+    assert out.startswith("FAIL") and f"within ±{ex.atol:g}" in out and "expected" not in out.split("answer:")[1], out
+    assert not [v for v in right.tolist() if len(f"{v:.6g}") > 3 and f"{v:.6g}" in out], out
+    others = (right + 5 * ex.atol, right - 7 * ex.atol, 3 * right + 1)  # other "right answers", away from each wrong
+    for wrong in (0.0 * right, right + 10 * ex.atol, right - 10 * ex.atol, -right):
+        msgs = {catalog.compare(ex, exp, wrong) for exp in (right, *others)}
+        assert len(msgs) == 1 and None not in msgs, msgs  # the same words whatever the right answer is
+
+
+@pytest.mark.parametrize("ex_id", QUESTIONS)
+def test_a_question_accepts_its_numbers_in_any_shape_and_with_a_graph(ex_id, recwarn):
+    ex = catalog.exercise(ex_id)
+    right = ex.reference(ex.cases()[0]).reshape(-1)
+    for shape in ((1, -1), (-1, 1), (1, 1, -1)):
+        assert evaluate(ex_id, lambda: right.reshape(shape)).passed, shape
+    x = torch.tensor(1.0, dtype=torch.float64, requires_grad=True)
+    assert evaluate(ex_id, lambda: [x * v for v in right.tolist()]).passed  # a list of tensors that need grad
+    assert evaluate(ex_id, lambda: right * x).passed
+    assert not [w for w in recwarn.list if issubclass(w.category, UserWarning)], [str(w.message) for w in recwarn]
+    r = evaluate(ex_id, lambda: torch.cat([right, right]))
+    assert r.status == "fail" and "numbers" in r.message
+
+
+def test_every_question_states_its_precision():
+    """The notebook text of each question says how close the answer must be (the check's atol)."""
+    by_lecture = {p.name[:2]: nbformat.read(p, as_version=4) for p in SOLUTIONS}
+    for ex_id in QUESTIONS:
+        ex = catalog.exercise(ex_id)
+        text = next(c.source for c in by_lecture[ex.lecture].cells
+                    if c.cell_type == "markdown" and c.source.startswith(f"## {ex_id} "))
+        assert f"±{ex.atol:g}" in text.replace("\\pm ", "±").replace("\\pm", "±"), (ex_id, text)
 
 
 def test_check_unknown_exercise_prints(capsys):
@@ -249,4 +319,24 @@ def test_value_answers_accept_numbers_and_tensors():
     assert evaluate("2.4", lambda: torch.tensor([0.75])).passed
     assert not evaluate("2.4", lambda: 1.0).passed
     assert evaluate("4.3", lambda: (3, 1)).passed
-    assert "expected shape (2,), got a scalar" in evaluate("4.3", lambda: 3.0).message
+    assert "expected 2 numbers, got one number" in evaluate("4.3", lambda: 3.0).message
+
+
+def test_question_1_4_text_and_tolerance_agree():
+    """The text of 1.4 says a Monte Carlo estimate needs S = 10⁶ samples and a fixed seed to be within ±0.01: true, and
+    with S = 10⁴ (what "very many samples" used to invite) it misses most of the time."""
+    nb = nbformat.read(ROOT / "solutions" / "01_latent_variable_models.ipynb", as_version=4)
+    text = next(c.source for c in nb.cells if c.cell_type == "markdown" and c.source.startswith("## 1.4 "))
+    assert "S = 10^6" in text and "±0.01" in text and "fixed seed" in text
+    ref_elbo = catalog.exercise("1.3").reference  # the Monte Carlo ELBO the learner wrote in 1.3
+    log_px = -0.5 * math.log(4 * math.pi) - 1.0  # log N(2 | 0, 2)
+
+    def monte_carlo(S, seed):
+        def answer_1_4():
+            eps = torch.randn(S, 1, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+            args = (torch.tensor([[2.0]]), torch.zeros(1, 1), torch.ones(1, 1), eps, lambda z: z, torch.ones_like)
+            return log_px - ref_elbo(catalog.Case(args, "")).item()
+        return answer_1_4
+
+    assert all(evaluate("1.4", monte_carlo(10**6, seed)).passed for seed in range(3))
+    assert sum(not evaluate("1.4", monte_carlo(10**4, seed)).passed for seed in range(20)) >= 8
