@@ -58,6 +58,9 @@ class Metric:
             got = tuple(G.shape) if isinstance(G, torch.Tensor) else type(G).__name__
             raise ValueError(f"metric {self.name} must map z shape (..., d) = {tuple(z.shape)} to G shape "
                              f"(..., d, d) = {(*z.shape, z.shape[-1])}, got {got}")
+        if G.dtype != z.dtype:
+            raise TypeError(f"metric {self.name} returned G of dtype {G.dtype} for z of dtype {z.dtype}; it must "
+                            "return z's dtype")
         return G
 
     def sqnorm(self, z: torch.Tensor, v: torch.Tensor) -> torch.Tensor:

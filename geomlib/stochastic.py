@@ -78,6 +78,12 @@ class CalibratedSigma(nn.Module):
 
     def phi(self, z: torch.Tensor) -> torch.Tensor:
         """The RBF features φ_k(z) = exp(−λ_k ‖z − c_k‖²), shape=[..., K]."""
+        z, (K, d) = _checks.as_tensor(z, "z"), self.centres.shape
+        if z.dim() < 1 or z.shape[-1] != d:
+            raise ValueError(f"z must have shape (..., d) with d={d}, got {tuple(z.shape)}")
+        if z.dtype != self.centres.dtype:
+            raise TypeError(f"z has dtype {z.dtype} but this CalibratedSigma's buffers have dtype "
+                            f"{self.centres.dtype}; convert one of them, e.g. z.to({self.centres.dtype})")
         sq = (z[..., None, :] - self.centres).pow(2).sum(-1)  # (..., K)
         return torch.exp(-self.lam * sq)
 

@@ -157,16 +157,31 @@ class VAE(nn.Module):
             raise ValueError(f"VAE({lk!r}) needs {what}; {int(bad.sum())} of {bad.numel()} entries are not "
                              f"(data shape {tuple(x.shape)}, range [{x.min().item():g}, {x.max().item():g}])")
 
+    def _same_dtype(self, t: torch.Tensor, name: str) -> None:
+        w = self.encoder[0].weight.dtype
+        if t.dtype != w:
+            raise TypeError(f"{name} has dtype {t.dtype} but this VAE's weights have dtype {w}; convert one of them, "
+                            f"e.g. {name}.to({w}) or vae.to({t.dtype})")
+
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q(z|x) = N(q_mu, diag q_sigma²): x shape=[..., D] -> (q_mu, q_sigma), shape=[..., d] each."""
-        h = self.encoder(self._features(self.check_data(x)))
+        x = self.check_data(x)
+        if self.likelihood != "categorical":  # letter indices become one-hot vectors of the weights' dtype
+            self._same_dtype(x, "x")
+        h = self.encoder(self._features(x))
         return h[..., :self.d], F.softplus(h[..., self.d:]) + 1e-4
 
     # --- decoder ---------------------------------------------------------------------------------------------
     def _z(self, z: torch.Tensor) -> torch.Tensor:
-        if not isinstance(z, torch.Tensor) or z.dim() < 1 or z.shape[-1] != self.d:
-            got = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
-            raise ValueError(f"z must have shape (..., d) with d={self.d}, got {got}")
+        """z, checked: a finite floating tensor (..., d) of the weights' dtype."""
+        z = _checks.as_tensor(z, "z")
+        if z.dim() < 1 or z.shape[-1] != self.d:
+            raise ValueError(f"z must have shape (..., d) with d={self.d}, got {tuple(z.shape)}")
+        self._same_dtype(z, "z")
+        try:
+            _checks.finite(z, "z")
+        except RuntimeError:  # inside torch.func.vmap (Christoffel symbols) values cannot be inspected: skip
+            pass
         return z
 
     def _normal_only(self, what: str) -> None:

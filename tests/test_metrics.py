@@ -153,6 +153,15 @@ def test_metric_errors():
         gl.pullback(polar, step="trapezoid")
 
 
+def test_a_metric_must_return_the_dtype_of_its_points():
+    c = gl.straight_line(torch.zeros(2), torch.ones(2), 5)  # float32
+    G64 = lambda z: torch.diag_embed(1 + z.double() ** 2)
+    for call in (lambda: gl.energy(c, G64), lambda: gl.length(c, G64), lambda: gl.as_metric(G64)(c),
+                 lambda: gl.norm(G64, c, c)):
+        with pytest.raises(TypeError, match="returned G of dtype torch.float64 for z of dtype torch.float32"):
+            call()
+
+
 def test_a_decoder_that_returns_no_tensor_gets_a_clear_error():
     z0, z1 = torch.zeros(2, 2), torch.ones(2, 2)
     with pytest.raises(TypeError, match="the decoder must return a torch.Tensor, got list"):

@@ -227,3 +227,25 @@ def test_clear_errors():
                     (dict(lr=-1.0), r"lr \(the learning rate\) must be a number > 0, got -1.0")):
         with pytest.raises(ValueError, match=msg):
             gl.train_vae(vae, X, progress=False, **kw)
+
+
+def test_inputs_must_match_the_weights_and_be_finite():
+    """A float64 z or x for a float32 model (or an integer z, or a NaN) is refused with the dtypes or the count,
+    not with a matrix-product error from deep inside the network (or silently, for int and NaN)."""
+    vae = gl.VAE("normal", D=4, d=2, hidden=(8,))  # float32
+    z64 = torch.zeros(3, 2, dtype=torch.float64)
+    for call in (lambda: vae.decode(z64), lambda: vae.mu(z64), lambda: vae.sigma(z64)):
+        with pytest.raises(TypeError, match="z has dtype torch.float64 but this VAE's weights have dtype torch.float32"):
+            call()
+    with pytest.raises(TypeError, match="x has dtype torch.float64 but this VAE's weights have dtype torch.float32"):
+        vae.encode(torch.zeros(3, 4, dtype=torch.float64))
+    with pytest.raises(TypeError, match="floating-point.*torch.int64"):
+        vae.mu(torch.zeros(3, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match=r"z has 2 non-finite entries \(NaN or inf\) out of 6"):
+        vae.decode(torch.tensor([[0.0, 1.0], [float("nan"), 0.0], [0.0, float("inf")]]))
+    assert vae.mu(z64.float()).dtype == torch.float32 and vae.double().mu(z64).dtype == torch.float64
+    cal = gl.calibrate_sigma(vae.sigma, torch.randn(20, 2, dtype=torch.float64), k=3)  # float64 buffers
+    with pytest.raises(TypeError, match="z has dtype torch.float32 but this CalibratedSigma's buffers have dtype torch.float64"):
+        cal(torch.zeros(1, 2))
+    with pytest.raises(ValueError, match=r"d=2, got \(1, 3\)"):
+        cal(torch.zeros(1, 3, dtype=torch.float64))
