@@ -78,7 +78,7 @@ class CalibratedSigma(nn.Module):
 
     def phi(self, z: torch.Tensor) -> torch.Tensor:
         """The RBF features φ_k(z) = exp(−λ_k ‖z − c_k‖²), shape=[..., K]."""
-        z, (K, d) = _checks.as_tensor(z, "z"), self.centres.shape
+        z, d = _checks.as_tensor(z, "z"), self.centres.shape[1]
         if z.dim() < 1 or z.shape[-1] != d:
             raise ValueError(f"z must have shape (..., d) with d={d}, got {tuple(z.shape)}")
         if z.dtype != self.centres.dtype:
