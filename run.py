@@ -48,10 +48,32 @@ def ensure_venv() -> None:
         return
     say("installing geomlib and its requirements (first run takes a few minutes)")
     constraints = ROOT / "requirements" / "constraints.txt"
-    # torch first, on its own: with a local CPU wheel on the machine it is taken from there.
-    sh(PY, "-m", "pip", "install", "-q", "-c", constraints, "torch")
+    install_torch(constraints)
     sh(PY, "-m", "pip", "install", "-q", "-c", constraints, "-e", f"{ROOT}[test]")
     STAMP.write_text(digest())
+
+
+def install_torch(constraints: Path) -> None:
+    """torch first, on its own, and the CPU build wherever that is the one that will be used.
+
+    1. a wheel already on this machine (pip's find-links), without asking any index (its dependencies
+       then come from the registry);
+    2. on Linux without an NVIDIA driver: PyTorch's CPU index (about 200 MB instead of several GB of CUDA
+       packages, which PyPI's Linux wheel pulls in); the course runs on a CPU;
+    3. otherwise, or if that index cannot be reached: the package registry (macOS and Windows get CPU builds).
+    """
+    pip = [PY, "-m", "pip", "install", "-q", "-c", constraints]
+    quiet = dict(stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    if subprocess.call([str(c) for c in [*pip, "--no-index", "--no-deps", "torch"]], **quiet) == 0:
+        sh(*pip, "torch")  # its dependencies; the torch just installed satisfies the pin
+        return
+    if sys.platform.startswith("linux") and shutil.which("nvidia-smi") is None:
+        say("no NVIDIA GPU here: installing the CPU build of torch from download.pytorch.org")
+        cpu = [*pip, "--index-url", "https://download.pytorch.org/whl/cpu", "torch"]
+        if subprocess.call([str(c) for c in cpu]) == 0:
+            return
+        say("the CPU index could not be used; installing torch from the package registry")
+    sh(*pip, "torch")
 
 
 def ensure_browser() -> None:
@@ -81,12 +103,29 @@ def main(argv: list[str]) -> int:
     if command == "lab":
         root = ["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []  # e.g. in a container
         # the whole course in the file browser (lectures, exercises, solutions), opening on the index
-        return subprocess.call([PY, "-m", "jupyterlab", f"--ServerApp.root_dir={ROOT}",
-                                "--LabApp.default_url=/lab/tree/lectures/00_index.ipynb", *root, *rest], cwd=ROOT, env=env)
+        return wait([PY, "-m", "jupyterlab", f"--ServerApp.root_dir={ROOT}",
+                     "--LabApp.default_url=/lab/tree/lectures/00_index.ipynb", *root, *rest], env)
     ensure_browser()
     # exercises/ are not run by nbval: as shipped they must fail their checks (tests/test_exercises.py runs them)
-    args = rest or [p for p in ("tests", "lectures", "solutions") if (ROOT / p).is_dir()]
-    return subprocess.call([PY, "-m", "pytest", "--nbval-lax", *args], cwd=ROOT, env=env)
+    args = rest if any(_is_path(a) for a in rest) else \
+        [*rest, *(p for p in ("tests", "lectures", "solutions") if (ROOT / p).is_dir())]
+    return wait([PY, "-m", "pytest", "--nbval-lax", *args], env)
+
+
+def _is_path(arg: str) -> bool:
+    """Does this pytest argument name files to test (``tests/test_x.py::test_y``)? Options and their values do not."""
+    return not arg.startswith("-") and (ROOT / arg.split("::")[0]).exists()
+
+
+def wait(cmd: list, env: dict) -> int:
+    """Run cmd and wait for it. Ctrl-C goes to it too (same terminal): JupyterLab asks whether to shut down, pytest
+    stops and reports; this process keeps waiting instead of dying with a traceback in the middle of that."""
+    proc = subprocess.Popen([str(c) for c in cmd], cwd=ROOT, env=env)
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            continue
 
 
 if __name__ == "__main__":

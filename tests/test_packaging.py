@@ -224,16 +224,31 @@ def test_binder_runtime_is_a_python_that_pyproject_accepts(pyproject):
     assert _admits(requires, version), f"{lines[0]} is outside requires-python {requires}"
 
 
-def test_postbuild_is_executable_and_installs_geomlib_editable():
-    text = POSTBUILD.read_text(encoding="utf-8")
-    assert text.startswith("#!"), "binder/postBuild needs a shebang line: repo2docker executes it directly"
-    assert os.access(POSTBUILD, os.X_OK), "binder/postBuild is not executable (chmod +x binder/postBuild)"
+def _assert_executable_script(path: Path) -> None:
+    """repo2docker executes binder/postBuild and binder/start directly: a shebang and the executable bit, also
+    in git (the mode a fresh clone, and Binder, gets)."""
+    name = path.relative_to(ROOT).as_posix()
+    assert path.read_text(encoding="utf-8").startswith("#!"), f"{name} needs a shebang line"
+    assert os.access(path, os.X_OK), f"{name} is not executable (chmod +x {name})"
     git = shutil.which("git")
     if git and (ROOT / ".git").exists():
-        staged = subprocess.run([git, "ls-files", "-s", "--", "binder/postBuild"], cwd=ROOT,
+        staged = subprocess.run([git, "ls-files", "-s", "--", name], cwd=ROOT,
                                 capture_output=True, text=True).stdout.split()
-        if staged:  # tracked: the mode a fresh clone (and Binder) gets
-            assert staged[0] == "100755", f"git records binder/postBuild as mode {staged[0]}, not 100755"
+        if staged:  # tracked
+            assert staged[0] == "100755", f"git records {name} as mode {staged[0]}, not 100755"
+
+
+def test_start_runs_the_command_with_one_thread_per_kernel():
+    start = ROOT / "binder" / "start"
+    _assert_executable_script(start)
+    out = subprocess.run([str(start), sys.executable, "-c", "import os; print(os.environ['OMP_NUM_THREADS'])"],
+                         capture_output=True, text=True, env={k: v for k, v in os.environ.items()
+                                                              if k != "OMP_NUM_THREADS"})
+    assert out.returncode == 0 and out.stdout.strip() == "1", (out.returncode, out.stdout, out.stderr)
+
+
+def test_postbuild_is_executable_and_installs_geomlib_editable():
+    _assert_executable_script(POSTBUILD)
     installs = []
     for _, line in _req_lines(POSTBUILD):
         words = shlex.split(line)
