@@ -145,12 +145,13 @@ def geodesic(G, z0: torch.Tensor, z1: torch.Tensor, T: int = 32, *, init=None, g
         if (it - 1) % refresh == 0 and not bool(ea.all()):
             m = idx[~ea]
             H0[m] = _metric_laplacian_factor(metric, z0[m], x[m], z1[m], lap)
-        # H0 = metric Laplacian carries the metric's scale; the Euclidean one gets the usual sᵀy/yᵀH0y scaling
-        newest_y, newest_s = Ya[-1], Sa[-1]
-        gamma = torch.where(ea & (fa > 0), dot(newest_s, newest_y)
-                            / dot(newest_y, solve_H0(idx, newest_y)).clamp_min(torch.finfo(x.dtype).tiny),
-                            torch.ones_like(Ea))
-        r = gamma[:, None, None] * solve_H0(idx, q)
+        r = solve_H0(idx, q)
+        if bool(ea.any()):  # the metric Laplacian carries the metric's scale; the Euclidean one needs sᵀy/yᵀH0y
+            newest_y, newest_s = Ya[-1], Sa[-1]
+            gamma = torch.where(ea & (fa > 0), dot(newest_s, newest_y)
+                                / dot(newest_y, solve_H0(idx, newest_y)).clamp_min(torch.finfo(x.dtype).tiny),
+                                torch.ones_like(Ea))
+            r = gamma[:, None, None] * r
         for k in range(memory):
             beta = ra[k] * dot(Ya[k], r)
             r = r + (alpha[k] - beta)[:, None, None] * Sa[k]
