@@ -11,6 +11,7 @@ before the first line of the submission runs.
 """
 from __future__ import annotations
 
+import ast
 import builtins
 import io
 import json
@@ -18,9 +19,12 @@ import os
 import re
 import signal
 import sys
+import time
 import types
 
 OUTPUT_LIMIT = 200_000  # characters of the submission's own printing kept through sys.stdout (the rest is dropped)
+MAX_OUTPUT_NUMBERS = 100_000  # no check needs more; a bigger output would only fill the results file
+DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.Import, ast.ImportFrom)
 
 
 class _Timeout(BaseException):
@@ -83,6 +87,23 @@ def limit_resources(file_bytes: int, memory_bytes: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
 
 
+def _where(i: int, src: str) -> str:
+    first = next((line.strip() for line in src.split("\n") if line.strip()), "")
+    first = first if len(first) <= 40 else first[:39] + "…"
+    return f"code cell {i} (counting code cells only; it starts `{first}`)"
+
+
+def _ranges(numbers: list[int]) -> str:
+    """[3, 4, 5, 8] -> "3–5, 8"."""
+    parts, start = [], None
+    for k, n in enumerate(numbers):
+        start = n if start is None else start
+        if k + 1 == len(numbers) or numbers[k + 1] != n + 1:
+            parts.append(f"{start}" if start == n else f"{start}–{n}")
+            start = None
+    return ", ".join(parts)
+
+
 def main() -> None:
     job = json.loads(open(sys.argv[1], encoding="utf-8").read())
     import torch
@@ -91,7 +112,7 @@ def main() -> None:
     import geomlib  # noqa: F401  (imported before the submission: the references' inputs use it)
     from coursekit import catalog
 
-    save, replace = torch.save, os.replace  # our own references, taken before the submission runs
+    save, replace, clock = torch.save, os.replace, time.time  # our own references, taken before the submission runs
     exercises = [catalog.exercise(i) for i in job["exercises"]]
     cases = {ex.id: ex.cases() for ex in exercises}
     call = catalog.call
@@ -106,30 +127,54 @@ def main() -> None:
 
     out = {"cells": [], "exercises": {}}
     results, cell_timeout, call_timeout = job["results"], float(job["cell_timeout"]), float(job["call_timeout"])
+    deadline = float(job["deadline"])
 
     def write():
-        tmp = results + ".tmp"
-        save(out, tmp)
-        replace(tmp, results)
+        try:
+            tmp = results + ".tmp"
+            save(out, tmp)
+            replace(tmp, results)
+        except BaseException:  # the submission removed or filled the folder: go on; the parent says what is missing
+            pass
+
+    def note(i, kind, text):
+        out["cells"].append({"cell": i, "kind": kind, "note": text})
 
     write()
     sys.stdout = sys.stderr = _Capped(OUTPUT_LIMIT)
     ns = {"__name__": "__main__", "__builtins__": builtins}
+    start = clock()
+    cells_end = start + max(0.0, deadline - start) / 2  # the other half is for the checks
+    defs_only = []
     for i, src in enumerate(job["cells"], 1):
-        first = next((line.strip() for line in src.split("\n") if line.strip()), "")
-        first = first if len(first) <= 40 else first[:39] + "…"
-        where = f"code cell {i} ({first})"
+        where = _where(i, src)
         try:
-            code = compile(_python_source(src), f"<cell {i}>", "exec")
-        except (SyntaxError, ValueError) as err:
-            out["cells"].append(f"{where} has a syntax error ({type(err).__name__}: {err})")
+            tree = ast.parse(_python_source(src), f"<cell {i}>")
+            left = cells_end - clock()
+            if left < 0.05:  # the cells' half of the time is used: keep only what defines names, which is instant
+                tree.body = [node for node in tree.body if isinstance(node, DEFINITIONS)]
+                defs_only.append(i)
+                cap = min(cell_timeout, max(0.5, (deadline - clock()) / 20))
+            else:
+                cap = min(cell_timeout, left)
+            code = compile(tree, f"<cell {i}>", "exec")
+        except (SyntaxError, ValueError, RecursionError, MemoryError) as err:
+            note(i, "syntax", f"{where} has a syntax error ({type(err).__name__}: {err})")
+            write()
             continue
         try:
-            _timed(lambda: exec(code, ns), cell_timeout)
+            _timed(lambda: exec(code, ns), cap)
         except _Timeout:
-            out["cells"].append(f"{where} was stopped after {cell_timeout:g} s")
+            why = "the limit for one cell" if cap >= cell_timeout else "the rest of the time for the notebook's cells"
+            note(i, "time", f"{where} was stopped after {cap:.3g} s ({why})")
         except BaseException as err:  # SystemExit, KeyboardInterrupt and every error of the submission
-            out["cells"].append(f"{where} raised {type(err).__name__}: {str(err)[:200]}")
+            note(i, "error", f"{where} raised {type(err).__name__}: {str(err)[:200]}")
+        write()
+    if defs_only:
+        note(defs_only[0], "time", f"code cell{'s' if len(defs_only) > 1 else ''} {_ranges(defs_only)} (counting code "
+             f"cells only) ran only their imports and def/class statements: the notebook's cells had used their "
+             f"half of the time ({cells_end - start:.3g} s); the other half is for the checks")
+        write()
 
     for ex in exercises:
         if ex.name not in ns:
@@ -138,17 +183,24 @@ def main() -> None:
             continue
         fn, outcomes = ns[ex.name], []
         for case in cases[ex.id]:
-            try:
-                status, value = _timed(lambda: call(ex, fn, case), call_timeout)
-            except _Timeout:
-                status, value = "error", f"took longer than {call_timeout:g} s"
-            except BaseException as err:
-                status, value = "error", f"raised {type(err).__name__}: {str(err)[:200]}"
+            cap = min(call_timeout, deadline - clock())
+            if cap < 0.05:
+                status, value = "error", "not run: the time limit for the notebook was reached"
+            else:
+                try:
+                    status, value = _timed(lambda: call(ex, fn, case), cap)
+                except _Timeout:
+                    status, value = "error", f"took longer than {cap:.3g} s" + (
+                        "" if cap >= call_timeout else " (all that was left of the notebook's time)")
+                except BaseException as err:
+                    status, value = "error", f"raised {type(err).__name__}: {str(err)[:200]}"
+            if status == "ok" and value.numel() > MAX_OUTPUT_NUMBERS:
+                status, value = "error", f"returned {value.numel()} numbers, far more than any input here needs"
             outcomes.append([status, value])
+            out["exercises"][ex.id] = {"missing": False, "outcomes": outcomes}
+            write()  # after every call: a later one may never return
             if status != "ok":
                 break
-        out["exercises"][ex.id] = {"missing": False, "outcomes": outcomes}
-        write()
     os._exit(0)  # skip atexit handlers and threads the submission may have left behind
 
 

@@ -1,10 +1,14 @@
 """Grade a folder of submitted notebooks: ``python -m coursekit.grade SUBMISSIONS_DIR [--out DIR] [--timeout 60]``.
 
-A submission is a notebook ``SUBMISSIONS_DIR/<student>.ipynb`` or a folder ``SUBMISSIONS_DIR/<student>/`` of
-notebooks. Each notebook runs in its own fresh Python process (``coursekit._child``) with a time limit, a cap on
-its output and its own empty working directory; the child only reports what the learner's functions return on the
-checks' inputs, and this process compares those outputs with its own references. What the notebook prints or how it
-redefines ``check`` does not matter. Writes ``scores.csv`` and ``scores.json`` to ``--out`` and prints a table.
+A submission is a notebook ``SUBMISSIONS_DIR/<student>.ipynb`` (``.IPYNB`` too) or a folder ``SUBMISSIONS_DIR/<student>/``
+with notebooks anywhere inside it (hidden folders such as ``.ipynb_checkpoints`` are left out). Every other entry gets
+a row that says it was skipped; hidden entries (``.DS_Store``) are only listed on stderr. Each notebook runs in its
+own fresh Python process (``coursekit._child``) with a time limit, a cap on its output and its own empty working
+directory; the child only reports what the learner's functions return on the checks' inputs, and this process
+compares those outputs with its own references. What the notebook prints or how it redefines ``check`` does not
+matter. When a student answers an exercise in several notebooks (``06_fisher_rao-Copy1.ipynb``), the best result
+counts and the others are marked ``duplicate``. Writes ``scores.csv`` and ``scores.json`` to ``--out`` and prints a
+table.
 
 Which exercises a notebook answers: ``--lecture`` if given, else the notebook's metadata (``coursekit.lecture``, set in
 the shipped notebooks), else a ``NN_`` prefix of its file name, else the lecture whose function names it defines.
@@ -25,14 +29,14 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
 
 from . import catalog
 
-__all__ = ["Row", "grade", "grade_notebook", "submissions", "main"]
+__all__ = ["Row", "grade", "grade_notebook", "submissions", "hidden_entries", "totals", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent  # the folder that holds the coursekit package
 MAX_NOTEBOOK_BYTES = 20_000_000
@@ -48,22 +52,48 @@ class Row:
     exercise: str
     name: str
     points: int
-    max_points: int
-    status: str
+    max_points: int | None  # None: unknown (no notebook, or its lecture could not be told)
+    status: str  # pass, fail, error, not implemented, missing, duplicate (not counted), skipped, note (0/0, a remark)
     message: str
 
 
-def submissions(folder: Path) -> list[tuple[str, list[Path]]]:
-    """(student, notebooks) for every ``<student>.ipynb`` file and ``<student>/`` folder, sorted by name."""
+UNCOUNTED = ("duplicate", "note")  # rows that never enter a total
+
+
+def _is_notebook(path: Path) -> bool:
+    return path.suffix.lower() == ".ipynb"
+
+
+def _notebooks_in(folder: Path) -> list[Path]:
+    """Every notebook under ``folder``, at any depth, leaving out hidden files and folders (``.ipynb_checkpoints``)."""
+    found = []
+    for parent, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        found += [Path(parent) / f for f in files if not f.startswith(".") and _is_notebook(Path(f))]
+    return sorted(p for p in found if p.is_file())
+
+
+def submissions(folder: Path) -> list[tuple[str, list[Path], str]]:
+    """(student, notebooks, why there are none) for every entry of ``folder`` not hidden, sorted by name:
+    ``<student>.ipynb`` (any case), ``<student>/`` (notebooks at any depth), and anything else as skipped."""
     out = []
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith("."):
             continue
-        if entry.is_file() and entry.suffix == ".ipynb":
-            out.append((entry.stem, [entry]))
+        if entry.is_file() and _is_notebook(entry):
+            out.append((entry.stem, [entry], ""))
         elif entry.is_dir():
-            out.append((entry.name, sorted(p for p in entry.glob("*.ipynb") if p.is_file())))
+            found = _notebooks_in(entry)
+            out.append((entry.name, found, "" if found else "no notebook (.ipynb) in this folder"))
+        else:
+            out.append((entry.name, [], f"skipped: {entry.name!r} is not a notebook (.ipynb) nor a folder; "
+                                        "rename it (e.g. to <student>.ipynb) to grade it"))
     return out
+
+
+def hidden_entries(folder: Path) -> list[str]:
+    """The names in ``folder`` that ``submissions`` leaves out because they start with a dot."""
+    return sorted(e.name for e in folder.iterdir() if e.name.startswith("."))
 
 
 def _read_code_cells(path: Path) -> tuple[list[str] | None, dict, str]:
@@ -122,13 +152,19 @@ def _references(ex: catalog.Exercise) -> tuple[list[catalog.Case], list[torch.Te
 
 
 def _run_child(cells: list[str], ids: list[str], timeout: float, memory_mb: int) -> tuple[dict | None, str]:
-    """Run the cells in a fresh interpreter; (what it reported, a note on how it ended)."""
-    with tempfile.TemporaryDirectory(prefix="coursekit-grade-") as tmp:
-        tmp = Path(tmp)
-        work = tmp / "work"
+    """Run the cells in a fresh interpreter; (what it reported, a note on how it ended).
+
+    The child's working directory is ``<box>/work`` in a folder of its own; its job, results and output log lie in
+    another folder, so a notebook that deletes its folder, or the folder above, leaves the results alone."""
+    with tempfile.TemporaryDirectory(prefix="coursekit-grade-", ignore_cleanup_errors=True) as own, \
+            tempfile.TemporaryDirectory(prefix="coursekit-box-", ignore_cleanup_errors=True) as box:
+        own, work = Path(own), Path(box) / "work"
         work.mkdir()
-        job, results, log = tmp / "job.json", tmp / "results.pt", tmp / "output.log"
-        job.write_text(json.dumps({"cells": cells, "exercises": ids, "results": str(results),
+        job, results, log = own / "job.json", own / "results.pt", own / "output.log"
+        start = time.time()
+        # the child stops its own checks a little before the hard limit, so that it can write what it found
+        deadline = start + timeout - min(1.0, timeout / 20)
+        job.write_text(json.dumps({"cells": cells, "exercises": ids, "results": str(results), "deadline": deadline,
                                    "cell_timeout": max(1.0, timeout / 5), "call_timeout": max(1.0, timeout / 10)}),
                        encoding="utf-8")
         boot = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); sys.argv = ['coursekit-child', {str(job)!r}]; "
@@ -141,7 +177,7 @@ def _run_child(cells: list[str], ids: list[str], timeout: float, memory_mb: int)
             proc = subprocess.Popen([sys.executable, "-I", "-c", boot], cwd=work, env=env, stdin=subprocess.DEVNULL,
                                     stdout=logf, stderr=subprocess.STDOUT, start_new_session=posix)
             try:
-                rc = proc.wait(timeout=timeout)
+                rc = proc.wait(timeout=max(0.1, start + timeout - time.time()))
                 note = "" if rc == 0 else f"the notebook ended the grading process (exit status {rc})"
             except subprocess.TimeoutExpired:
                 note = f"the notebook ran out of time ({timeout:g} s)"
@@ -149,7 +185,11 @@ def _run_child(cells: list[str], ids: list[str], timeout: float, memory_mb: int)
                 _kill(proc, posix)
         report = None
         try:
-            if results.exists() and results.stat().st_size <= MAX_RESULTS_BYTES:
+            if not results.exists():
+                tail = log.read_bytes()[-300:].decode("utf-8", "replace").strip() if log.exists() else ""
+                lost = "the grading process left no results (did the notebook delete the grader's files?)"
+                return None, "; ".join(x for x in (note, lost + (f": {tail}" if tail else "")) if x)
+            if results.stat().st_size <= MAX_RESULTS_BYTES:
                 report = torch.load(results, weights_only=True)  # plain data and tensors only: safe to load
         except Exception as err:
             note = note or f"its results could not be read ({type(err).__name__})"
@@ -178,18 +218,40 @@ def _clean(s, n: int = 300) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
-def _verdict(ex: catalog.Exercise, entry, cell_notes: list[str], note: str) -> tuple[int, str, str]:
+def _cell_notes(report: dict) -> list[tuple[int, str, str]]:
+    """(cell number, kind, note) from the child's report, whatever it contains."""
+    notes = []
+    for c in report.get("cells", []) if isinstance(report.get("cells"), list) else []:
+        if isinstance(c, dict) and isinstance(c.get("cell"), int) and isinstance(c.get("note"), str):
+            notes.append((c["cell"], str(c.get("kind", "")), _clean(c["note"], 300)))
+    return notes
+
+
+def _why_missing(name: str, cells: list[str], notes: list[tuple[int, str, str]]) -> str:
+    """Why ``name`` is not defined: the note of the cell that defines it (its syntax error, its crash), if any."""
+    pattern = re.compile(rf"^[ \t]*(async[ \t]+)?def[ \t]+{re.escape(name)}\b", flags=re.M)
+    defining = [i for i, src in enumerate(cells, 1) if pattern.search(src)]
+    if not defining:
+        return f"{name} is not defined (no code cell has `def {name}(...)`)"
+    about = [text for i, _, text in notes if i in defining]
+    if about:
+        return f"{name} is not defined: {about[-1]}"
+    return f"{name} is not defined (code cell {defining[-1]}, counting code cells only, defines it but ran without " \
+           "an error; was it deleted later?)"
+
+
+def _verdict(ex: catalog.Exercise, entry, cells: list[str], notes: list[tuple[int, str, str]],
+             note: str) -> tuple[int, str, str]:
     if not isinstance(entry, dict):
         return 0, "error", "not checked: " + (note or "no result")
     if entry.get("missing"):
-        why = f"{ex.name} is not defined"
-        return 0, "missing", why + (f" ({cell_notes[0]})" if cell_notes else "")
+        return 0, "missing", _clean(_why_missing(ex.name, cells, notes), 400)
     outcomes = entry.get("outcomes")
     if not isinstance(outcomes, list):
         return 0, "error", "not checked: malformed result"
     clean = []
     for o in outcomes:
-        ok = isinstance(o, (list, tuple)) and len(o) == 2 and o[0] in ("ok", "not implemented", "error")
+        ok = isinstance(o, (list, tuple)) and len(o) == 2 and o[0] in ("ok", "not implemented", "error", "fail")
         if not ok:
             return 0, "error", "not checked: malformed result"
         clean.append((o[0], o[1] if o[0] == "ok" else _clean(o[1])))
@@ -202,51 +264,101 @@ def _verdict(ex: catalog.Exercise, entry, cell_notes: list[str], note: str) -> t
 
 
 def grade_notebook(student: str, path: Path, timeout: float = 60, lecture: str | None = None,
-                   memory_mb: int = MEMORY_MB) -> list[Row]:
-    """Rows for every exercise of the notebook's lecture (one row with 0 points when it cannot be graded)."""
+                   memory_mb: int = MEMORY_MB, label: str | None = None) -> list[Row]:
+    """Rows for every exercise of the notebook's lecture (one row with 0 points when it cannot be graded), and a
+    ``note`` row (0/0) when cells were stopped or cut short for time. ``label``: the notebook column (its name)."""
+    label = label or path.name
     cells, meta, error = _read_code_cells(path)
     lec = _lecture(path, cells, meta, lecture)
     if lec is None:
-        return [Row(student, path.name, "-", "-", 0, 0, "error", error or "could not tell which lecture this "
+        return [Row(student, label, "-", "-", 0, None, "error", error or "could not tell which lecture this "
                     "notebook answers (no coursekit metadata, no NN_ file name, no known function names)")]
     ids = catalog.LECTURES[lec]
     if cells is None:
-        return [Row(student, path.name, i, catalog.EXERCISES[i].name, 0, catalog.EXERCISES[i].points, "error",
+        return [Row(student, label, i, catalog.EXERCISES[i].name, 0, catalog.EXERCISES[i].points, "error",
                     error) for i in ids]
     report, note = _run_child(cells, ids, timeout, memory_mb)
     report = report or {}
-    cell_notes = [_clean(c, 200) for c in report.get("cells", []) if isinstance(c, str)] \
-        if isinstance(report.get("cells"), list) else []
+    notes = _cell_notes(report)
     entries = report.get("exercises") if isinstance(report.get("exercises"), dict) else {}
     rows = []
     for i in ids:
         ex = catalog.EXERCISES[i]
-        pts, status, msg = _verdict(ex, entries.get(i), cell_notes, note)
-        rows.append(Row(student, path.name, i, ex.name, pts, ex.points, status, msg))
+        pts, status, msg = _verdict(ex, entries.get(i), cells, notes, note)
+        rows.append(Row(student, label, i, ex.name, pts, ex.points, status, msg))
+    timing = [text for _, kind, text in notes if kind == "time"]
+    if timing:
+        rows.append(Row(student, label, "-", "-", 0, 0, "note", _clean("; ".join(timing), 600)))
     return rows
+
+
+_RANK = {"pass": 4, "fail": 3, "error": 2, "not implemented": 1, "missing": 0}
+
+
+def _mark_duplicates(rows: list[Row]) -> list[Row]:
+    """Where a student answers an exercise in several notebooks, the best row counts (most points, then the better
+    status, then the shorter file name: the original rather than its -Copy1); the others become ``duplicate`` rows
+    worth 0/0 that say what they scored."""
+    best: dict[tuple[str, str], tuple[tuple, int]] = {}
+    for k, r in enumerate(rows):
+        if r.exercise == "-" or r.status in UNCOUNTED:
+            continue
+        score = (r.points, _RANK.get(r.status, 0), -len(r.notebook), -k)
+        key = (r.student, r.exercise)
+        if key not in best or score > best[key][0]:
+            best[key] = (score, k)
+    out = []
+    for k, r in enumerate(rows):
+        b = best.get((r.student, r.exercise))
+        if b is not None and b[1] != k and r.status not in UNCOUNTED:
+            kept = rows[b[1]]
+            r = replace(r, points=0, max_points=0, status="duplicate",
+                        message=_clean(f"not counted: {r.exercise} is also answered in {kept.notebook}, which counts "
+                                       f"({kept.points}/{kept.max_points}); this copy: {r.points}/{r.max_points}, "
+                                       f"{r.status}, {r.message}", 400))
+        out.append(r)
+    return out
 
 
 def grade(folder: Path, timeout: float = 60, jobs: int = 1, lecture: str | None = None,
           memory_mb: int = MEMORY_MB, progress=None) -> list[Row]:
     """Grade every submission in ``folder``; rows in the order of students, notebooks and exercises."""
     tasks = []
-    for student, notebooks in submissions(folder):
+    for student, notebooks, why in submissions(folder):
         if not notebooks:
-            tasks.append((student, None))
-        tasks += [(student, nb) for nb in notebooks]
+            tasks.append((student, None, why))
+        tasks += [(student, nb, "") for nb in notebooks]
+    unknown = sum(catalog.EXERCISES[i].points for i in catalog.LECTURES[lecture]) if lecture else None
 
     def one(task):
-        student, nb = task
+        student, nb, why = task
         if nb is None:
-            return [Row(student, "-", "-", "-", 0, 0, "error", "no notebook (.ipynb) in this folder")]
+            return [Row(student, "-", "-", "-", 0, unknown, "skipped" if why.startswith("skipped") else "error", why)]
         t0 = time.perf_counter()
-        rows = grade_notebook(student, nb, timeout, lecture, memory_mb)
+        label = nb.name if nb.parent == folder else nb.relative_to(folder / student).as_posix()
+        rows = grade_notebook(student, nb, timeout, lecture, memory_mb, label)
         if progress:
-            progress(f"graded {student}/{nb.name} in {time.perf_counter() - t0:.1f} s")
+            progress(f"graded {student}/{label} in {time.perf_counter() - t0:.1f} s")
         return rows
 
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        return [row for rows in pool.map(one, tasks) for row in rows]
+        return _mark_duplicates([row for rows in pool.map(one, tasks) for row in rows])
+
+
+def totals(rows: list[Row]) -> dict[str, dict[str, int | None]]:
+    """Per student: points and max_points over the counted rows; max_points None when a part is unknown."""
+    out: dict[str, dict[str, int | None]] = {}
+    for r in rows:
+        t = out.setdefault(r.student, {"points": 0, "max_points": 0})
+        if r.status in UNCOUNTED:
+            continue
+        t["points"] += r.points
+        t["max_points"] = None if t["max_points"] is None or r.max_points is None else t["max_points"] + r.max_points
+    return out
+
+
+def _score(points: int, max_points: int | None) -> str:
+    return f"{points}/{'?' if max_points is None else max_points}"
 
 
 def write_reports(rows: list[Row], out: Path) -> tuple[Path, Path]:
@@ -256,26 +368,25 @@ def write_reports(rows: list[Row], out: Path) -> tuple[Path, Path]:
         w = csv.DictWriter(fh, fieldnames=fields)
         w.writeheader()
         w.writerows(asdict(r) for r in rows)
-    totals: dict[str, dict[str, int]] = {}
-    for r in rows:
-        t = totals.setdefault(r.student, {"points": 0, "max_points": 0})
-        t["points"] += r.points
-        t["max_points"] += r.max_points
-    (out / "scores.json").write_text(json.dumps({"rows": [asdict(r) for r in rows], "totals": totals},
+    (out / "scores.json").write_text(json.dumps({"rows": [asdict(r) for r in rows], "totals": totals(rows)},
                                                 indent=1, ensure_ascii=False), encoding="utf-8")
     return out / "scores.csv", out / "scores.json"
 
 
 def table(rows: list[Row], width: int = 70) -> str:
-    lines = [f"{'student':<16} {'exercise':<8} {'points':>6}  message", "-" * (34 + width)]
-    totals: dict[str, list[int]] = {}
+    """The rows as a text table (names in full; messages cut at ``width``), then each student's total."""
+    ws = max([len("student")] + [len(r.student) for r in rows])
+    wn = max([len("notebook")] + [len(r.notebook) for r in rows])
+    head = f"{'student':<{ws}}  {'notebook':<{wn}}  {'exercise':<8} {'points':>6}  message"
+    rule = "-" * (len(head) - len("message") + width)
+    lines = [head, rule]
     for r in rows:
         msg = r.message if len(r.message) <= width else r.message[: width - 1] + "…"
-        lines.append(f"{r.student[:16]:<16} {r.exercise:<8} {f'{r.points}/{r.max_points}':>6}  {msg}")
-        t = totals.setdefault(r.student, [0, 0])
-        t[0], t[1] = t[0] + r.points, t[1] + r.max_points
-    lines.append("-" * (34 + width))
-    lines += [f"{s[:16]:<16} {'total':<8} {f'{p}/{m}':>6}" for s, (p, m) in totals.items()]
+        pts = {"duplicate": "dup", "note": ""}.get(r.status, _score(r.points, r.max_points))
+        lines.append(f"{r.student:<{ws}}  {r.notebook:<{wn}}  {r.exercise:<8} {pts:>6}  {msg}")
+    lines.append(rule)
+    lines += [f"{s:<{ws}}  {'':<{wn}}  {'total':<8} {_score(t['points'], t['max_points']):>6}"
+              for s, t in totals(rows).items()]
     return "\n".join(lines)
 
 
@@ -293,6 +404,9 @@ def main(argv=None) -> int:
         ap.error(f"{args.submissions} is not a folder")
     if args.timeout <= 0 or args.jobs < 1 or args.memory_mb < 0:
         ap.error("--timeout must be positive, --jobs at least 1 and --memory-mb not negative")
+    hidden = hidden_entries(args.submissions)
+    if hidden:
+        print(f"ignored hidden entries in {args.submissions}: {', '.join(hidden)}", file=sys.stderr)
     rows = grade(args.submissions, args.timeout, args.jobs, args.lecture, args.memory_mb,
                  progress=lambda s: print(s, file=sys.stderr, flush=True))
     print(table(rows))

@@ -32,11 +32,47 @@ def graded(tmp_path_factory):
         target = folder / p.relative_to(FIXTURES).with_suffix("")
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(p, target)
+    _more_submissions(folder)
     rows = grade.grade(folder, timeout=TIMEOUT, jobs=2)
     by = {}
     for r in rows:
-        by.setdefault(r.student, {})[r.exercise] = r
+        if r.status not in ("note", "duplicate"):
+            by.setdefault(r.student, {})[r.exercise] = r
     return rows, by
+
+
+SETUP = "import torch\ntorch.set_default_dtype(torch.float64)"
+LENGTH = "def polygon_length(c):\n    return (c[..., 1:, :] - c[..., :-1, :]).norm(dim=-1).sum(-1)"
+ENERGY = "def curve_energy(c):\n    return 0.5 * (c.shape[-2] - 1) * (c[..., 1:, :] - c[..., :-1, :]).pow(2).sum((-2, -1))"
+LEC02 = {"coursekit": {"lecture": "02"}}
+LONG_NAME = "frank_with_a_rather_long_name"
+
+
+def _more_submissions(folder: Path) -> None:
+    """Submissions written here rather than stored: odd file names and folders, copies, and notebooks that break
+    things the fixtures do not."""
+    _write(folder / f"{LONG_NAME}.IPYNB", SETUP,
+           "print(my_scratch)",  # a scratch cell that fails before the one that matters
+           LENGTH,
+           "def curve_energy(c)\n    return c",  # a syntax error
+           "def decoded_length(c, f):\n    c -= 0 * c  # in place: the caller's curve changes (here not in value)\n"
+           "    c.unsqueeze_(0)\n    return polygon_length(f(c))[0]",
+           metadata=LEC02)  # no answer_2_4 at all
+    (folder / "grace.ipynb.txt").write_text("{}")  # not a notebook: skipped, and said so
+    (folder / "carol").mkdir()  # no notebook inside
+    ivan = folder / "ivan" / "submission"  # a notebook two levels down, and a checkpoint that must not count
+    ivan.mkdir(parents=True)
+    _write(ivan / "02_curves_and_lengths.ipynb", SETUP, LENGTH,
+           "import os, shutil\nshutil.rmtree(os.path.dirname(os.getcwd()))")  # deletes the folder above its own
+    (folder / "ivan" / ".ipynb_checkpoints").mkdir()
+    _write(folder / "ivan" / ".ipynb_checkpoints" / "02_curves_and_lengths-checkpoint.ipynb", SETUP, LENGTH)
+    bob = folder / "bob"  # the same lecture twice: each exercise counts once, from the better copy
+    bob.mkdir()
+    _write(bob / "02_curves_and_lengths.ipynb", SETUP, LENGTH, "def curve_energy(c):\n    return c.sum()")
+    _write(bob / "02_curves_and_lengths-Copy1.ipynb", SETUP, "def polygon_length(c):\n    return 0 * c.sum()", ENERGY)
+    _write(folder / "olga.ipynb", SETUP, LENGTH,  # finds the grader's own folder and deletes it
+           "import sys, json, os, shutil\nshutil.rmtree(os.path.dirname(json.load(open(sys.argv[1]))['results']))",
+           metadata=LEC02)
 
 
 def _statuses(by, student):
@@ -85,15 +121,74 @@ def test_redefined_check_patched_judge_and_forged_results_earn_nothing(graded):
 
 
 def test_endless_loops_are_cut_and_the_rest_still_counts(graded):
-    _, by = graded
+    rows, by = graded
     assert _statuses(by, "infinite_loop") == {"2.1": "pass", "2.2": "pass", "2.3": "error", "2.4": "not implemented"}
     assert "took longer than" in by["infinite_loop"]["2.3"].message
+    notes = [r for r in rows if r.student == "infinite_loop" and r.status == "note"]
+    assert len(notes) == 1 and "code cell 3 " in notes[0].message and "was stopped after 4 s" in notes[0].message
 
 
 def test_syntax_error(graded):
     _, by = graded
     assert _statuses(by, "syntax_error")["2.1"] == "pass" and _total(by, "syntax_error") == 1
     assert by["syntax_error"]["2.2"].status == "missing" and "syntax error" in by["syntax_error"]["2.2"].message
+
+
+def test_a_missing_function_is_blamed_on_the_cell_that_defines_it(graded):
+    """Not on the first cell that failed (a scratch cell); cells are numbered counting code cells only."""
+    _, by = graded
+    frank = by[LONG_NAME]
+    assert frank["2.1"].status == "pass"
+    msg = frank["2.2"].message
+    assert frank["2.2"].status == "missing" and "my_scratch" not in msg, msg
+    assert "code cell 4 (counting code cells only; it starts `def curve_energy(c)`) has a syntax error" in msg, msg
+    assert frank["2.4"].status == "missing" and "no code cell has `def answer_2_4(...)`" in frank["2.4"].message
+
+
+def test_a_function_that_changes_its_input_in_place_fails(graded):
+    _, by = graded
+    r = by[LONG_NAME]["2.3"]
+    assert r.status == "fail" and r.points == 0 and "changed its argument c in place" in r.message, r.message
+
+
+def test_odd_names_nested_folders_and_skipped_entries_are_all_reported(graded):
+    rows, by = graded
+    assert sorted(by[LONG_NAME]) == catalog.LECTURES["02"]  # .IPYNB is a notebook too
+    (grace,) = [r for r in rows if r.student == "grace.ipynb.txt"]
+    assert grace.status == "skipped" and "not a notebook" in grace.message and grace.max_points is None
+    ivan = [r for r in rows if r.student == "ivan"]
+    assert {r.notebook for r in ivan} == {"submission/02_curves_and_lengths.ipynb"}  # the checkpoint is left out
+    (carol,) = [r for r in rows if r.student == "carol"]
+    assert "no notebook" in carol.message and carol.max_points is None
+    totals = grade.totals(rows)
+    assert totals["carol"] == {"points": 0, "max_points": None} and totals["grace.ipynb.txt"]["max_points"] is None
+    assert all(t["max_points"] != 0 for t in totals.values())  # never 0/0
+    text = grade.table(rows)
+    assert "carol" in text and "0/?" in text and "0/0" not in text
+
+
+def test_deleting_the_folder_above_its_own_does_not_touch_the_results(graded):
+    _, by = graded
+    assert by["ivan"]["2.1"].status == "pass", by["ivan"]["2.1"].message
+
+
+def test_results_deleted_by_the_notebook_are_reported_as_such(graded):
+    _, by = graded
+    assert _total(by, "olga") == 0
+    assert all("left no results" in r.message and "exit status" not in r.message for r in by["olga"].values()), \
+        by["olga"]["2.1"].message
+
+
+def test_duplicates_count_once_with_the_best_copy(graded):
+    rows, by = graded
+    bob = {(r.notebook, r.exercise): r for r in rows if r.student == "bob"}
+    assert bob[("02_curves_and_lengths.ipynb", "2.1")].status == "pass"
+    assert bob[("02_curves_and_lengths-Copy1.ipynb", "2.2")].status == "pass"
+    dup = bob[("02_curves_and_lengths-Copy1.ipynb", "2.1")]
+    assert dup.status == "duplicate" and dup.points == dup.max_points == 0 and "not counted" in dup.message
+    assert bob[("02_curves_and_lengths.ipynb", "2.2")].status == "duplicate"
+    assert sum(r.status == "duplicate" for r in bob.values()) == 4  # 2.3 and 2.4 are "not implemented" in both
+    assert grade.totals(rows)["bob"] == {"points": 2, "max_points": 4}
 
 
 def test_huge_output(graded):
@@ -131,6 +226,8 @@ def test_reports(graded, tmp_path):
     assert len(data["rows"]) == len(rows)
     text = grade.table(rows)
     assert "partial" in text and "2/4" in text
+    assert LONG_NAME in text and "02_curves_and_lengths-Copy1.ipynb" in text  # names in full, a notebook column
+    assert data["totals"]["bob"] == {"points": 2, "max_points": 4}
 
 
 def _write(path: Path, *sources, metadata=None):
@@ -146,6 +243,21 @@ def test_a_loop_that_swallows_the_alarm_is_killed_at_the_hard_timeout(tmp_path):
     rows = grade.grade_notebook("stubborn", tmp_path / "stubborn.ipynb", timeout=4, lecture="02")
     assert [r.points for r in rows] == [0, 0, 0, 0]
     assert all("ran out of time (4 s)" in r.message for r in rows)
+
+
+def test_slow_scratch_cells_leave_time_for_the_checks(tmp_path):
+    """Five calls of a looping function in scratch cells: the cells get about half of the time, later cells run only
+    their definitions, and every function is still checked (the loop fails, the rest passes)."""
+    loop = "def curve_energy(c):\n    while True:\n        pass"
+    decoded = "def decoded_length(c, f):\n    return polygon_length(f(c))"
+    answer = "def answer_2_4():\n    return 0.75"
+    _write(tmp_path / "kim.ipynb", SETUP, LENGTH, loop, *["curve_energy(torch.zeros(3, 2))"] * 5, decoded, answer,
+           metadata=LEC02)
+    rows = grade.grade_notebook("kim", tmp_path / "kim.ipynb", timeout=10)
+    st = {r.exercise: r.status for r in rows}
+    assert st == {"2.1": "pass", "2.2": "error", "2.3": "pass", "2.4": "pass", "-": "note"}, rows
+    note = rows[-1].message
+    assert "ran only their imports and def/class statements" in note and "code cell 4 " in note, note
 
 
 def test_lecture_detection(tmp_path):
@@ -168,8 +280,10 @@ def test_command_line(tmp_path):
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "carol" in res.stdout and "dan" in res.stdout and "no notebook" in res.stdout
-    rows = json.loads((out / "scores.json").read_text())["rows"]
+    data = json.loads((out / "scores.json").read_text())
+    rows = data["rows"]
     assert {r["student"] for r in rows} == {"carol", "dan"} and all(r["points"] == 0 for r in rows)
+    assert data["totals"]["carol"] == {"points": 0, "max_points": 4}  # the lecture's points, not 0/0
     assert (out / "scores.csv").exists()
     bad = subprocess.run([sys.executable, "-m", "coursekit.grade", str(tmp_path / "nope")], capture_output=True,
                          text=True, cwd=ROOT, timeout=120)
