@@ -67,12 +67,14 @@ def endpoints(z0, z1, names: tuple[str, str] = ("z0", "z1")) -> tuple[torch.Tens
     return z0.expand(shape), z1.expand(shape)
 
 
-def positive_int(n, name: str) -> int:
-    """n as an int ≥ 1 (a bool or a float is refused: a count must be a whole number)."""
+def count(n, name: str, minimum: int = 1) -> int:
+    """n as an int ≥ minimum (a bool or a float is refused: a count is a whole number); numpy and 0-d torch
+    integers are fine."""
     try:
-        k = operator.index(n)  # int, numpy or 0-d torch integers
+        k = operator.index(n)
     except TypeError:
         k = None
-    if isinstance(n, bool) or k is None or k < 1:
-        raise ValueError(f"{name} must be a positive integer, got {n!r}")
+    if isinstance(n, bool) or k is None or k < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer ≥ {minimum}"
+        raise ValueError(f"{name} must be {what}, got {n!r}")
     return k

@@ -16,7 +16,7 @@ __all__ = ["grid", "straight_line", "interpolate", "velocity", "resample", "Disc
 
 def grid(T: int, like: torch.Tensor) -> torch.Tensor:
     """The uniform grid t_n = n/(T-1), n = 0..T-1, shape=[T], with the dtype and device of ``like`` (floating)."""
-    T = _checks.positive_int(T, "T")
+    T = _checks.count(T, "T")
     if T < 2:
         raise ValueError(f"a curve needs T ≥ 2 points, got T={T}")
     like = _checks.as_tensor(like, "like")
@@ -141,7 +141,7 @@ class CubicSpline(_Curve):
 
     def __init__(self, z0: torch.Tensor, z1: torch.Tensor, K: int = 8):
         super().__init__(z0, z1)
-        K = _checks.positive_int(K, "K")
+        K = _checks.count(K, "K")
         if K < 2:
             raise ValueError(f"a spline needs K ≥ 2 nodes, got K={K}")
         self.K = K

@@ -18,6 +18,8 @@ import math
 import torch
 from torch.distributions import Distribution, VonMises, constraints, kl_divergence, register_kl
 
+from . import _checks
+
 __all__ = ["log_bessel_iv", "bessel_ratio", "VonMisesFisher", "Product"]
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -79,7 +81,7 @@ def log_bessel_iv(v: float, x: torch.Tensor) -> torch.Tensor:
     [Lecture 6]
     """
     v = _order(v)
-    _floating(x, "x")
+    _checks.as_tensor(x, "x")
     _nonnegative(x, "x")
     return _log_iv_over_xv(v, x) + v * torch.log(x) if v > 0 else _log_iv_over_xv(v, x)
 
@@ -95,7 +97,7 @@ def bessel_ratio(v: float, x: torch.Tensor) -> torch.Tensor:
     loses a relative ~1e-16·x; below, the ratio of the series or Debye expansions of ``log_bessel_iv``.
     """
     v = _order(v)
-    _floating(x, "x")
+    _checks.as_tensor(x, "x")
     _nonnegative(x, "x")
     return _ratio(v, x)
 
@@ -136,12 +138,6 @@ def _ratio_and_slope(v: float, x: torch.Tensor) -> tuple[torch.Tensor, torch.Ten
 
 def _ratio(v: float, x: torch.Tensor) -> torch.Tensor:
     return _ratio_and_slope(v, x)[0]
-
-
-def _floating(x, name: str) -> None:
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        got = f"dtype {x.dtype}" if isinstance(x, torch.Tensor) else type(x).__name__
-        raise TypeError(f"{name} must be a floating-point tensor (float32 or float64), got {got}")
 
 
 def _nonnegative(x: torch.Tensor, name: str) -> None:

@@ -88,11 +88,10 @@ def geodesic(G, z0: torch.Tensor, z1: torch.Tensor, T: int = 32, *, init=None, g
         raise ValueError(f"endpoints must have shape (B, d) or (d,), got {tuple(z0.shape)}")
     z0, z1 = z0.reshape(-1, z0.shape[-1]), z1.reshape(-1, z1.shape[-1])  # (B, d)
     metric = as_metric(G)
-    if _checks.positive_int(T, "T") < 3:
+    if _checks.count(T, "T") < 3:
         raise ValueError(f"a geodesic needs T ≥ 3 points (at least one free point), got T={T}")
-    memory, refresh = _checks.positive_int(memory, "memory"), _checks.positive_int(refresh, "refresh")
-    if isinstance(max_iter, bool) or not isinstance(max_iter, int) or max_iter < 0:
-        raise ValueError(f"max_iter must be an integer ≥ 0, got {max_iter!r}")
+    memory, refresh = _checks.count(memory, "memory"), _checks.count(refresh, "refresh")
+    max_iter = _checks.count(max_iter, "max_iter", minimum=0)
     tol = _default_tol(z0.dtype) if tol is None else float(tol)
     B, d = z0.shape
     c0 = _initial_curves(metric, z0, z1, T, init, graph_points)
@@ -300,9 +299,9 @@ def shoot(G, z0: torch.Tensor, v0: torch.Tensor, T: int = 32, substeps: int = 4)
     """
     z0, v0 = _checks.endpoints(z0, v0, ("z0", "v0"))
     metric = as_metric(G)
-    if _checks.positive_int(T, "T") < 2:
+    if _checks.count(T, "T") < 2:
         raise ValueError(f"shoot needs T ≥ 2, got T={T}")
-    substeps = _checks.positive_int(substeps, "substeps")
+    substeps = _checks.count(substeps, "substeps")
     h = 1.0 / ((T - 1) * substeps)
 
     def rhs(z, v):
@@ -355,8 +354,8 @@ def graph_geodesic(G, Z: torch.Tensor, z0: torch.Tensor, z1: torch.Tensor, T: in
     Z = _checks.points(Z, "Z", d=z0.shape[-1])
     _checks.same_kind(Z, z0, "Z", "z0")
     metric = as_metric(G)
-    k, sub = _checks.positive_int(k, "k"), _checks.positive_int(sub, "sub")
-    if _checks.positive_int(T, "T") < 2:
+    k, sub = _checks.count(k, "k"), _checks.count(sub, "sub")
+    if _checks.count(T, "T") < 2:
         raise ValueError(f"graph_geodesic needs T ≥ 2, got T={T}")
     B = z0.shape[0]
     nodes = torch.cat([Z.reshape(-1, Z.shape[-1]), z0, z1])  # (M, d)
@@ -419,7 +418,7 @@ def distance_matrix(G, Z: torch.Tensor, chunk: int = 1024, **kw) -> torch.Tensor
     Z = _checks.points(Z, "Z")
     if Z.dim() != 2:
         raise ValueError(f"Z must have shape (N, d), got {tuple(Z.shape)}")
-    chunk = _checks.positive_int(chunk, "chunk")
+    chunk = _checks.count(chunk, "chunk")
     N = Z.shape[0]
     i, j = torch.triu_indices(N, N, offset=1, device=Z.device)
     out = torch.zeros(N, N, dtype=Z.dtype, device=Z.device)

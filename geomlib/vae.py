@@ -281,11 +281,9 @@ def train_vae(model: VAE, X: torch.Tensor, epochs: int = 100, batch_size: int = 
         raise TypeError(f"model must be a VAE, got {type(model).__name__}")
     if not (isinstance(beta, (int, float)) and not isinstance(beta, bool) and beta >= 0):
         raise ValueError(f"beta (the KL weight) must be a number ≥ 0, got {beta!r}")
-    if not (isinstance(warmup, int) and not isinstance(warmup, bool) and warmup >= 0):
-        raise ValueError(f"warmup (epochs of KL warm-up) must be an int ≥ 0, got {warmup!r}")
-    if not (isinstance(epochs, int) and not isinstance(epochs, bool) and epochs >= 0):
-        raise ValueError(f"epochs must be an int ≥ 0, got {epochs!r}")
-    batch_size = _checks.positive_int(batch_size, "batch_size")
+    warmup = _checks.count(warmup, "warmup (epochs of KL warm-up)", minimum=0)
+    epochs = _checks.count(epochs, "epochs", minimum=0)
+    batch_size = _checks.count(batch_size, "batch_size")
     if not (isinstance(lr, (int, float)) and not isinstance(lr, bool) and lr > 0):
         raise ValueError(f"lr (the learning rate) must be a number > 0, got {lr!r}")
     p = next(model.parameters())

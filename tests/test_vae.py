@@ -223,7 +223,7 @@ def test_clear_errors():
     with pytest.raises(TypeError, match="must be a VAE"):
         gl.train_vae(torch.nn.Linear(2, 2), X)
     for kw, msg in ((dict(batch_size=0), "batch_size must be a positive integer, got 0"),
-                    (dict(epochs=2.5), "epochs must be an int ≥ 0, got 2.5"),
+                    (dict(epochs=2.5), "epochs must be an integer ≥ 0, got 2.5"),
                     (dict(lr=-1.0), r"lr \(the learning rate\) must be a number > 0, got -1.0")):
         with pytest.raises(ValueError, match=msg):
             gl.train_vae(vae, X, progress=False, **kw)
