@@ -5,8 +5,9 @@
     python scripts/make_checkpoints.py --verify     # retrain and compare with the saved files, byte for byte
 
 Training is deterministic on the CPU: the same torch version and seed give the same weights, and the files
-hold nothing else that varies (no timings), so a retrained checkpoint is the same file byte for byte
-(``--verify`` says so, or reports how far the weights moved). One thread, because these models are tiny and thread hand-offs cost more
+hold nothing else that varies (no timings), so on the same CPU and torch a retrained checkpoint is the same file
+byte for byte. ``--verify`` says so, or how far the weights moved (another CPU may round float32 sums
+differently; within 1e-4 counts as the same model). One thread, because these models are tiny and thread hand-offs cost more
 than they save.
 """
 from __future__ import annotations
@@ -81,8 +82,10 @@ def main(argv=None) -> int:
                 same_bytes = fresh.read_bytes() == path.read_bytes()
             saved = gl.load_vae(path).state_dict()
             worst = max((a - saved[k]).abs().max().item() for k, a in model.state_dict().items())
-            failed += [] if same_bytes else [name]
-            print(f"{name:18s} {'same file' if same_bytes else 'DIFFERENT file'}, max |Δweight| = {worst:.2e}")
+            # another CPU may round float32 sums differently (vector widths): equal weights to 1e-4 still pass
+            verdict = "same file" if same_bytes else "same weights to 1e-4, other bytes" if worst < 1e-4 else "DIFFERENT"
+            failed += [] if verdict != "DIFFERENT" else [name]
+            print(f"{name:18s} {verdict}, max |Δweight| = {worst:.2e}")
             continue
         gl.save_vae(model, path, **meta)
         print(f"{name:18s} {seconds:6.1f} s  loss {meta['first_loss']:9.3f} -> {meta['final_loss']:9.3f}  "
