@@ -7,8 +7,8 @@
 Training is deterministic on the CPU: the same torch version and seed give the same weights, and the files
 hold nothing else that varies (no timings), so on the same CPU and torch a retrained checkpoint is the same file
 byte for byte. ``--verify`` says so, or how far the weights moved (another CPU may round float32 sums
-differently; within 1e-4 counts as the same model). One thread, because these models are tiny and thread hand-offs cost more
-than they save.
+differently; within 1e-4 counts as the same model). One thread, because these models are tiny and thread
+hand-offs cost more than they save.
 """
 from __future__ import annotations
 
