@@ -186,7 +186,7 @@ def _run_child(cells: list[str], ids: list[str], timeout: float, memory_mb: int)
         report = None
         try:
             if not results.exists():
-                tail = log.read_bytes()[-300:].decode("utf-8", "replace").strip() if log.exists() else ""
+                tail = _log_tail(log)
                 lost = "the grading process left no results (did the notebook delete the grader's files?)"
                 return None, "; ".join(x for x in (note, lost + (f": {tail}" if tail else "")) if x)
             if results.stat().st_size <= MAX_RESULTS_BYTES:
@@ -196,9 +196,14 @@ def _run_child(cells: list[str], ids: list[str], timeout: float, memory_mb: int)
         if not isinstance(report, dict):
             report = None
         if report is None and not note:
-            tail = log.read_bytes()[-300:].decode("utf-8", "replace") if log.exists() else ""
-            note = "the grading process reported nothing" + (f": {tail.strip()}" if tail.strip() else "")
+            tail = _log_tail(log)
+            note = "the grading process reported nothing" + (f": {tail}" if tail else "")
         return report, note
+
+
+def _log_tail(log: Path) -> str:
+    """The last 300 bytes the child printed (its last words, e.g. a crash), stripped; "" when there is no log."""
+    return log.read_bytes()[-300:].decode("utf-8", "replace").strip() if log.exists() else ""
 
 
 def _kill(proc: subprocess.Popen, posix: bool) -> None:
