@@ -264,8 +264,8 @@ class VAE(nn.Module):
 
 def train_vae(model: VAE, X: torch.Tensor, epochs: int = 100, batch_size: int = 128, lr: float = 1e-3,
               seed: int = 0, progress: bool = True, beta: float = 1.0, warmup: int = 0) -> list[float]:
-    """Fit a VAE by maximising the ELBO with Adam over shuffled mini-batches (one-sample reparametrised
-    estimates). X shape=[N, D] (long [N, L] for "categorical") is moved to the model's device and dtype.
+    """Fit a VAE (or a ``DecoderEnsemble``: the mean ELBO of its members) by maximising the ELBO with Adam over
+    shuffled mini-batches (one-sample reparametrised estimates). X shape=[N, D] (long [N, L] for "categorical") is moved to the model's device and dtype.
     Seeded: the same model, data and seed give the same weights. Returns the loss history: −ELBO per data
     point, averaged over each epoch (a list of ``epochs`` floats). Shows a tqdm bar unless ``progress=False``.
 
@@ -277,8 +277,10 @@ def train_vae(model: VAE, X: torch.Tensor, epochs: int = 100, batch_size: int = 
     """
     from tqdm.auto import tqdm
 
-    if not isinstance(model, VAE):
-        raise TypeError(f"model must be a VAE, got {type(model).__name__}")
+    from .ensembles import DecoderEnsemble  # M decoders, one encoder: it trains like a VAE (its mean ELBO)
+
+    if not isinstance(model, (VAE, DecoderEnsemble)):
+        raise TypeError(f"model must be a VAE or a DecoderEnsemble, got {type(model).__name__}")
     if not (isinstance(beta, (int, float)) and not isinstance(beta, bool) and beta >= 0):
         raise ValueError(f"beta (the KL weight) must be a number ≥ 0, got {beta!r}")
     warmup = _checks.count(warmup, "warmup (epochs of KL warm-up)", minimum=0)

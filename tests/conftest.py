@@ -55,6 +55,7 @@ def metric_zoo(dtype=torch.float64, device="cpu"):
         "expected": (gl.expected_pullback(mlp(dtype=dtype, device=device),
                                           lambda z: 0.1 + torch.nn.functional.softplus(mlp(D=5, seed=7, dtype=dtype, device=device)(z))),
                      box(-2.0, 2.0)),
+        "ensemble": (gl.ensemble_pullback([mlp(seed=s, dtype=dtype, device=device) for s in (0, 1, 2)]), box(-2.0, 2.0)),
         "fisher_kl": (gl.fisher_pullback(bernoulli_decoder(dtype, device)), box(-2.0, 2.0)),
         "fisher_midpoint": (gl.fisher_pullback(bernoulli_decoder(dtype, device), step="midpoint"), box(-2.0, 2.0)),
     }
