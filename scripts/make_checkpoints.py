@@ -1,6 +1,6 @@
 """Train, seeded, the small VAEs shipped in geomlib/checkpoints/ and save them (each well under 2 MB).
 
-    python scripts/make_checkpoints.py              # train and save all (about a minute on 2 CPU cores)
+    python scripts/make_checkpoints.py              # train and save all (about two minutes on 2 CPU cores)
     python scripts/make_checkpoints.py --only digits_normal
     python scripts/make_checkpoints.py --verify     # retrain and compare with the saved files, byte for byte
 
@@ -50,18 +50,65 @@ RECIPES = {
 }
 
 
-def train(name: str) -> tuple[gl.VAE, dict, float]:
+# The independent trainings of lecture 4 (§6-7) and of the exercise 4.4: RUNS VAEs on the digits with seeds
+# 0, 1, ..., each as a plain VAE and as a DecoderEnsemble of RUN_M decoders (one encoder) with d = 2, and as an
+# ensemble with d = 8, all trained on the same images: the digits without HELD_OUT of them (2 per class), the images
+# whose distances the lecture compares. Small networks (64, 64) keep the fifteen files at 2.9 MB;
+# benchmarks/bench_identifiability.py --hidden 64 64 --M 1 4 [--d 8] retrains exactly these models.
+RUNS, RUN_M, HELD_OUT = 5, 4, 20
+RUN_ARCH = dict(likelihood="normal", D=64, d=2, hidden=(64, 64))
+RUN_FIT = dict(epochs=300, lr=2e-3)
+
+
+def held_out_split(y: torch.Tensor, n: int = HELD_OUT, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Indices (train, held) into the data, with n held-out images spread evenly over the classes (seeded)."""
+    g = torch.Generator().manual_seed(seed)
+    classes = y.unique()
+    per = [n // len(classes) + (k < n % len(classes)) for k in range(len(classes))]
+    held = torch.cat([torch.nonzero(y == c).squeeze(1)[torch.randperm(int((y == c).sum()), generator=g)[:p]]
+                      for c, p in zip(classes.tolist(), per)])
+    keep = torch.ones(len(y), dtype=torch.bool)
+    keep[held] = False
+    return torch.nonzero(keep).squeeze(1), held
+
+
+def _run_data():
+    X, y = gl.digits()
+    return X[held_out_split(y)[0]]
+
+
+for _r in range(RUNS):  # the seed (training's and initial weights') is the run's number
+    RECIPES[f"identifiability/digits_run{_r}_vae"] = (
+        _run_data, RUN_ARCH, dict(RUN_FIT, seed=_r), None, f"lecture 4: independent training {_r} (seed {_r}), one decoder")
+    RECIPES[f"identifiability/digits_run{_r}_ensemble{RUN_M}"] = (
+        _run_data, dict(RUN_ARCH, M=RUN_M), dict(RUN_FIT, seed=_r), None,
+        f"lecture 4: independent training {_r} (seed {_r}), {RUN_M} decoders sharing one encoder")
+    RECIPES[f"identifiability/digits_d8_run{_r}_ensemble{RUN_M}"] = (
+        _run_data, dict(RUN_ARCH, d=8, M=RUN_M), dict(RUN_FIT, seed=_r), None,
+        f"lecture 4: independent training {_r} (seed {_r}), d = 8, {RUN_M} decoders sharing one encoder")
+
+
+def train(name: str) -> tuple[gl.VAE | gl.DecoderEnsemble, dict, float]:
     data, arch, fit, calib, about = RECIPES[name]
     X = data()
-    model = gl.VAE(**arch, seed=0)
+    fit = dict(fit)
+    seed = fit.pop("seed", 0)
+    model = gl.DecoderEnsemble(**arch, seed=seed) if "M" in arch else gl.VAE(**arch, seed=seed)
     t = time.perf_counter()
-    history = gl.train_vae(model, X, seed=0, progress=False, **fit)
+    history = gl.train_vae(model, X, seed=seed, progress=False, **fit)
     if calib is not None:
         model.calibrate(X, seed=0, **calib)
-    meta = dict(about=about, epochs=fit["epochs"], lr=fit["lr"], batch_size=fit.get("batch_size", 128), seed=0,
+    meta = dict(about=about, epochs=fit["epochs"], lr=fit["lr"], batch_size=fit.get("batch_size", 128), seed=seed,
                 beta=fit.get("beta", 1.0), warmup=fit.get("warmup", 0),
                 final_loss=history[-1], first_loss=history[0], n_data=len(X), torch=str(torch.__version__))
+    if data is _run_data:  # which digits were held out: the same in every run
+        meta["held_out"] = ",".join(map(str, held_out_split(gl.digits()[1])[1].tolist()))
     return model, meta, time.perf_counter() - t  # the time is printed, not saved: it would change every file
+
+
+def load(path: Path) -> gl.VAE | gl.DecoderEnsemble:
+    """A saved checkpoint, as the model it is (an ensemble's config has its number of decoders M)."""
+    return gl.load_ensemble(path) if "M" in torch.load(path, weights_only=True)["config"] else gl.load_vae(path)
 
 
 def main(argv=None) -> int:
@@ -70,25 +117,25 @@ def main(argv=None) -> int:
     ap.add_argument("--verify", action="store_true", help="retrain and compare with the saved checkpoints")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    CHECKPOINTS.mkdir(exist_ok=True)
     failed = []
     for name in args.only or RECIPES:
         model, meta, seconds = train(name)
         path = CHECKPOINTS / f"{name}.pt"
+        path.parent.mkdir(parents=True, exist_ok=True)
         if args.verify:
             with tempfile.TemporaryDirectory() as tmp:
                 fresh = Path(tmp) / path.name  # same file name: torch.save puts it inside the archive
                 gl.save_vae(model, fresh, **meta)
                 same_bytes = fresh.read_bytes() == path.read_bytes()
-            saved = gl.load_vae(path).state_dict()
+            saved = load(path).state_dict()
             worst = max((a - saved[k]).abs().max().item() for k, a in model.state_dict().items())
             # another CPU may round float32 sums differently (vector widths): equal weights to 1e-4 still pass
             verdict = "same file" if same_bytes else "same weights to 1e-4, other bytes" if worst < 1e-4 else "DIFFERENT"
             failed += [] if verdict != "DIFFERENT" else [name]
-            print(f"{name:18s} {verdict}, max |Δweight| = {worst:.2e}")
+            print(f"{name:38s} {verdict}, max |Δweight| = {worst:.2e}")
             continue
         gl.save_vae(model, path, **meta)
-        print(f"{name:18s} {seconds:6.1f} s  loss {meta['first_loss']:9.3f} -> {meta['final_loss']:9.3f}  "
+        print(f"{name:38s} {seconds:6.1f} s  loss {meta['first_loss']:9.3f} -> {meta['final_loss']:9.3f}  "
               f"{path.stat().st_size / 1e6:.2f} MB")
     return 1 if failed else 0
 
