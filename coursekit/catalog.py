@@ -345,6 +345,55 @@ def _ref_4_3(_):
 
 _question("4.3", "answer_4_3", "length ratios after z̃ = 3Rz", _ref_4_3, atol=1e-3)
 
+
+def _runs_distances():
+    """The latent Euclidean distances of the 20 held-out digits in the 5 shipped independent trainings (lecture 4 §6),
+    shape (5, 190), float64."""
+    gl = _gl()
+    runs = gl.vae.CHECKPOINTS / "identifiability"
+    vaes = [gl.load_vae(runs / f"digits_run{r}_vae.pt").to(f64) for r in range(5)]  # whatever the default dtype
+    held = torch.tensor([int(k) for k in vaes[0].meta["held_out"].split(",")])
+    X = gl.digits(dtype=f64)[0][held]
+    i, j = torch.triu_indices(len(held), len(held), 1)
+    with torch.no_grad():
+        Z = [v.encode(X)[0] for v in vaes]
+    return torch.stack([(z[i] - z[j]).norm(dim=-1) for z in Z])
+
+
+def _cov_cases():
+    g = _gen(44)
+    return [
+        Case((torch.tensor([[1.0, 2.0], [3.0, 2.0]], dtype=f64),), "2 runs, 2 pairs: (1, 3) and (2, 2)"),
+        Case((_rand(g, 6, 15, lo=0.5, hi=3.0),), "6 runs, 15 pairs"),
+        Case((_rand(g, 3, 4, 4, lo=1.0, hi=2.0),), "3 runs of a 4×4 table of distances (any trailing shape)"),
+        Case((_runs_distances(),), "the 5 shipped runs of lecture 4: latent distances of 190 pairs of held-out digits"),
+    ]
+
+
+def _ref_cov(k):
+    var, mean = torch.var_mean(k.args[0], dim=0, correction=1)  # the oracle: torch's unbiased variance
+    return var.sqrt() / mean
+
+
+_register(Exercise("4.4", "cov_over_runs", "the coefficient of variation of distances over training runs", ("D",),
+                   _cov_cases, _ref_cov))
+
+
+def _ref_4_5(_):
+    # two "runs" of one model in the charts z and z̃ = 2Rz: every latent distance doubles (CoV of (d, 2d) with Bessel's
+    # correction: (d/√2) / (3d/2) = √2/3), every geodesic distance stays (ratio 1, CoV 0, up to the solver's tolerance)
+    gl = _gl()
+    f = toys.mlp(0)
+    A = 2 * torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=f64)
+    f_new = lambda zt: f(zt @ torch.linalg.inv(A).T)
+    z0, z1 = torch.tensor([[-1.0, 0.5]], dtype=f64), torch.tensor([[1.0, 1.0]], dtype=f64)
+    latent = torch.cat([(z1 - z0).norm(dim=-1), ((z1 - z0) @ A.T).norm(dim=-1)])
+    geo = torch.cat([gl.distance(gl.pullback(f), z0, z1), gl.distance(gl.pullback(f_new), z0 @ A.T, z1 @ A.T)])
+    return torch.stack([latent.std() / latent.mean(), geo[1] / geo[0]])
+
+
+_question("4.5", "answer_4_5", "latent CoV and geodesic ratio over two runs that differ by z̃ = 2Rz", _ref_4_5, atol=1e-3)
+
 # ---------------------------------------------------------------------------------------------- Lecture 5
 
 
