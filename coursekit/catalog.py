@@ -116,9 +116,9 @@ def _no_args(label="your answer"):
 # (wide enough that two students rarely share an answer within the tolerance: tests/test_params.py measures it).
 PER_STUDENT: dict[str, tuple[Param, ...]] = {
     "1.4": (Param("x", 2.0, 1.0, 3.0, 0.01),),  # the observation
-    "2.4": (Param("p", 2.0, 1.5, 4.0, 0.05),),  # c(t) = (t^p, 0)
+    "2.4": (Param("p", 2.0, 1.2, 6.0, 0.01),),  # c(t) = (t^p, 0)
     "3.4": (Param("r", 1.0, 0.5, 2.0, 0.05), Param("theta", math.pi, 1.5, 3.0, 0.05)),  # (r, 0) -> (r, theta)
-    "4.3": (Param("s", 3.0, 1.5, 4.0, 0.05),),  # h(z) = s R z
+    "4.3": (Param("s", 3.0, 1.5, 4.0, 0.01),),  # h(z) = s R z
     "5.3": (Param("a", 0.1, 0.05, 0.5, 0.01), Param("z1", 2.0, 1.0, 3.0, 0.1)),  # sigma = a |z|^2 at (z1, 0)
     "6.4": (Param("p0", 0.1, 0.02, 0.3, 0.01), Param("p1", 0.9, 0.6, 0.98, 0.01)),  # Bernoulli(p0), Bernoulli(p1)
 }
@@ -263,7 +263,7 @@ def _ref_2_4(k):
     return gl.length(c) ** 2 / (2 * gl.energy(c))
 
 
-_question("2.4", "answer_2_4", "L²/(2E) for c(t) = (t^p, 0)", _ref_2_4, atol=2e-3)
+_question("2.4", "answer_2_4", "L²/(2E) for c(t) = (t^p, 0)", _ref_2_4, atol=1e-3)
 
 # ---------------------------------------------------------------------------------------------- Lecture 3
 

@@ -89,16 +89,18 @@ def read_roster(path: Path, key: str) -> dict[str, dict[str, str]]:
         if key not in (reader.fieldnames or []):
             raise ValueError(f"the roster {path} has no column {key!r} (its columns: {', '.join(reader.fieldnames or [])}"
                              "); choose one with --roster-key")
-        out, twice = {}, []
+        out, spelled = {}, {}
         first = reader.fieldnames[0]
         for row in reader:
             k = normalise(row.get(key))
             if k is None or str(row.get(first) or "").strip().casefold() == "points possible":
                 continue
-            (twice if k in out else []).append(row.get(key))
+            spelled.setdefault(k, []).append(row[key].strip())
             out[k] = {c: (v or "").strip() for c, v in row.items() if c is not None}
+    twice = [", ".join(v) for v in spelled.values() if len(v) > 1]
     if twice:
-        raise ValueError(f"the roster {path} has these {key!r} values more than once: {', '.join(twice)}")
+        raise ValueError(f"the roster {path} has {key!r} values more than once (compared stripped and case-folded): "
+                         + "; ".join(twice))
     return out
 
 

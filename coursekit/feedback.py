@@ -66,10 +66,12 @@ def markdown(student: str, rows) -> str:
     if any(r.student != student for r in rows):
         raise ValueError("feedback for one student is made from that student's rows only")
     pts, mx = _total(rows)
-    out = [f"# Feedback for {student}", "", f"**Total: {_score(pts, mx)} points**", "", ABOUT, ""]
-    cell = lambda s: " ".join(str(s).split()).replace("|", "\\|")  # noqa: E731  (one table cell)
+    out = [f"# Feedback for {html.escape(student, quote=False)}", "", f"**Total: {_score(pts, mx)} points**", "",
+           ABOUT, ""]
+    # one table cell: one line, "|" escaped, and no raw HTML (Markdown viewers would render a learner's "<script>")
+    cell = lambda s: html.escape(" ".join(str(s).split()), quote=False).replace("|", "\\|")  # noqa: E731
     for notebook, lecture, exercises, notes in _sections(rows):
-        out += [f"## {notebook}" + (f" (lecture {lecture})" if lecture else ""), ""]
+        out += [f"## {cell(notebook)}" + (f" (lecture {lecture})" if lecture else ""), ""]
         if exercises:
             out += ["| exercise | status | points | what the check said |", "| --- | --- | --- | --- |"]
             out += [f"| {cell(_exercise(r))} | {cell(STATUS.get(r.status, r.status))} | {_points(r)} | "

@@ -131,30 +131,35 @@ def describe(ex: Exercise, case: Case) -> str:
     return case.label + (f" [{', '.join(shapes)}]" if shapes else "")
 
 
-def compare(ex: Exercise, expected: torch.Tensor, got: torch.Tensor, reveal: bool = True) -> str | None:
+def compare(ex: Exercise, expected: torch.Tensor, got: torch.Tensor, reveal: str = "all") -> str | None:
     """None when got matches expected (shape and values within rtol, atol); otherwise why not.
 
     For a question (no arguments) the expected value is the solution, so the message never shows it: only that the
     answer is not within the tolerance, and which of its numbers. Its numbers are compared in order, whatever the
-    shape they come in (``tensor([[1.08]])`` answers a one-number question). With ``reveal=False`` no value is shown
-    at all, neither expected nor obtained (the words a learner's feedback file gets)."""
+    shape they come in (``tensor([[1.08]])`` answers a one-number question). ``reveal`` says what else the message
+    may show: "all" (expected and obtained values: the notebook's check and the teacher's report), "shapes" (shapes
+    but no value: a learner's feedback), "nothing" (not even shapes or where the error is: a hidden input)."""
+    if reveal not in ("all", "shapes", "nothing"):
+        raise ValueError(f"reveal must be 'all', 'shapes' or 'nothing', got {reveal!r}")
     expected = expected.detach().to("cpu", torch.float64)
+    values = reveal == "all"
     if not ex.argnames:
-        return _compare_answer(ex, expected, got, reveal)
+        return _compare_answer(ex, expected, got, values)
     if got.numel() == expected.numel() == 1 and got.dim() <= 1 and expected.dim() <= 1:
         got = got.reshape(expected.shape)  # a number is a number, whether float, 0-d or shape (1,)
     if got.shape != expected.shape:
-        return f"expected {_shape(expected)}, got {_shape(got)}"
+        return "the output has the wrong shape" if reveal == "nothing" else \
+            f"expected {_shape(expected)}, got {_shape(got)}"
     if not bool(torch.isfinite(got).all()):
-        return f"got non-finite values (NaN or inf){f': {_fmt(got)}' if reveal else ''}"
+        return f"got non-finite values (NaN or inf){f': {_fmt(got)}' if values else ''}"
     if torch.allclose(got, expected, rtol=ex.rtol, atol=ex.atol):
         return None
     err = (got - expected).abs()
     idx = tuple(int(i) for i in torch.unravel_index(err.argmax(), err.shape)) if err.dim() else ()
     where = f" (largest at index {idx})" if idx else ""
-    if not reveal:
+    if not values:
         return f"values not within the tolerance (rtol {ex.rtol:g}, atol {ex.atol:g}) of the reference" \
-            + (f"; the largest error is at index {idx}" if idx else "")
+            + (f"; the largest error is at index {idx}" if idx and reveal == "shapes" else "")
     return f"expected {_fmt(expected)}, got {_fmt(got)}: max |error| {err.max().item():.3g}{where}"
 
 
@@ -162,7 +167,7 @@ def _numbers(n: int) -> str:
     return "one number" if n == 1 else f"{n} numbers"
 
 
-def _compare_answer(ex: Exercise, expected: torch.Tensor, got: torch.Tensor, reveal: bool = True) -> str | None:
+def _compare_answer(ex: Exercise, expected: torch.Tensor, got: torch.Tensor, reveal: bool) -> str | None:
     want, have = expected.reshape(-1), got.reshape(-1)
     if have.numel() != want.numel():
         return f"expected {_numbers(want.numel())}, got {_numbers(have.numel())} ({_shape(got)})"
@@ -210,7 +215,7 @@ def _part(ex: Exercise, cases: list[Case], outcomes: list, expected: list, hidde
             return "error", f"{where}: the output could not be read", f"{safe}: the output could not be read"
         why = compare(ex, exp, value)
         if why is not None:
-            return "fail", f"{where}: {why}", f"{safe}: {compare(ex, exp, value, reveal=False)}"
+            return "fail", f"{where}: {why}", f"{safe}: {compare(ex, exp, value, 'nothing' if hidden else 'shapes')}"
     if len(outcomes) < n:
         msg = f"only {len(outcomes)} of {n} {'hidden ' if hidden else ''}inputs could be checked (time ran out?)"
         return "error", msg, msg
