@@ -70,4 +70,5 @@ def check(exercise_id, fn) -> None:
         notes.append(f"the grader also runs {hidden} hidden check{'s' if hidden > 1 else ''}")
     if ex.params:
         notes.append(f"{who}'s numbers" if who else "example numbers: give your id to student(...) to check yours")
-    print(f"{head}  Exercise {ex.id} ({ex.name}, {ex.title}): {r.message}" + (f" ({'; '.join(notes)})" if notes else ""))
+    extra = f" ({'; '.join(notes)})" if notes else ""
+    print(f"{head}  Exercise {ex.id} ({ex.name}, {ex.title}): {r.message}{extra}")

@@ -87,8 +87,9 @@ def read_roster(path: Path, key: str) -> dict[str, dict[str, str]]:
     with open(path, newline="", encoding="utf-8-sig") as fh:  # utf-8-sig: Excel writes a byte-order mark
         reader = csv.DictReader(fh)
         if key not in (reader.fieldnames or []):
-            raise ValueError(f"the roster {path} has no column {key!r} (its columns: {', '.join(reader.fieldnames or [])}"
-                             "); choose one with --roster-key")
+            columns = ", ".join(reader.fieldnames or [])
+            raise ValueError(f"the roster {path} has no column {key!r} (its columns: {columns}); choose one with "
+                             "--roster-key")
         out, spelled = {}, {}
         first = reader.fieldnames[0]
         for row in reader:

@@ -7,8 +7,13 @@ own fresh Python process (``coursekit._child``) with a time limit, a cap on its 
 directory; the child only reports what the learner's functions return on the checks' inputs, and this process
 compares those outputs with its own references. What the notebook prints or how it redefines ``check`` does not
 matter. When a student answers an exercise in several notebooks (``06_fisher_rao-Copy1.ipynb``), the best result
-counts and the others are marked ``duplicate``. Writes ``scores.csv`` and ``scores.json`` to ``--out`` and prints a
-table.
+counts and the others are marked ``duplicate``. Writes ``scores.csv``, ``scores.json`` and ``feedback/<student>.md``
+and ``.html`` (``coursekit.feedback``) to ``--out``, with ``--format canvas|moodle`` gradebook CSVs
+(``coursekit.export``), and prints a table. ``--jobs`` notebooks are graded at once (default: one per core).
+
+Each student is graded on their own numbers (per-student questions, ``coursekit.params``): the id is the name of the
+submission (``<student>.ipynb`` or ``<student>/``), never what the notebook declares with ``student(...)``; a ``note``
+row says when the two differ.
 
 Which exercises a notebook answers: ``--lecture`` if given, else the notebook's metadata (``coursekit.lecture``, set in
 the shipped notebooks), else a ``NN_`` prefix of its file name, else the lecture whose function names it defines.
@@ -302,9 +307,9 @@ def _identity_note(student: str, lec: str, cells: list[str], declared) -> tuple[
     the notebook defines the function of a per-student exercise and did not declare the id it was handed in under.
     The learner's version never repeats the id the notebook wrote (it may be a neighbour's)."""
     code = "\n".join(cells)
-    if not any(ex.params and re.search(rf"^[ \t]*def[ \t]+{ex.name}\b", code, flags=re.M)
+    if normalise(student) is None or not any(ex.params and re.search(rf"^[ \t]*def[ \t]+{ex.name}\b", code, flags=re.M)
                for ex in map(catalog.exercise, catalog.LECTURES[lec])):
-        return "", ""  # it answers no per-student exercise: whose numbers it used does not matter
+        return "", ""  # no id to compare with, or no per-student exercise answered: whose numbers does not matter
     declared = [d for d in declared if isinstance(d, str)] if isinstance(declared, list) else []
     ran = f"its code ran with {student}'s numbers, which it is graded on"
     if not declared:
@@ -323,7 +328,8 @@ def _identity_note(student: str, lec: str, cells: list[str], declared) -> tuple[
     safe = ("the notebook gives no id in student(...), so it showed the example numbers" if not any(
         map(normalise, others)) else "the notebook declares another id in student(...) than the one it was handed in "
         "under") + "; it was graded on the numbers of the id it was handed in under"
-    return f"the notebook declares {said} in student(...), not {student!r}, the name it was handed in under; {ran}", safe
+    return f"the notebook declares {said} in student(...), not {student!r}, the name it was handed in under; {ran}", \
+        safe
 
 
 def grade_notebook(student: str, path: Path, timeout: float = 60, lecture: str | None = None,

@@ -154,3 +154,18 @@ def test_an_exercise_without_numbers_is_unchanged():
         assert checks.evaluate("9.1", lambda x: 3 * x).message.startswith("input 1/1, two numbers [x (2,)]: expected")
     finally:
         del catalog.EXERCISES["9.1"]
+
+
+def test_fill_in_puts_code_in_place_of_each_exercise_and_refuses_to_leave_one(tmp_path):
+    from coursekit.generate import fill_in
+
+    (tmp_path / "solutions").mkdir()
+    (tmp_path / "exercises").mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell('me = student("")\n\ndef f():\n    raise NotImplementedError("Exercise 9.9")')]
+    nbformat.write(nb, tmp_path / "solutions" / "x.ipynb")  # no solution region: nothing to fill 9.9 with
+    nbformat.write(nb, tmp_path / "exercises" / "x.ipynb")
+    with pytest.raises(ValueError, match="no code for"):
+        fill_in("x.ipynb", root=tmp_path)
+    done = fill_in("x.ipynb", 'o"hara', {"9.9": "    return 1"}, root=tmp_path)
+    assert done.cells[0].source == 'me = student("o\\"hara")\n\ndef f():\n    return 1'
