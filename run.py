@@ -82,37 +82,33 @@ def install_torch(constraints: Path) -> None:
 
 
 def ensure_browser() -> None:
-    """Chromium for the end-to-end widget test, from Debian's packages (never a downloaded build)."""
-    if shutil.which("chromium") or os.environ.get("GEOMLIB_NO_BROWSER_INSTALL"):
-        return
-    apt = shutil.which("apt-get")
-    if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
-        say("no chromium and no root apt-get here: the browser test will be skipped with a message")
-        return
-    say("installing Debian's chromium for the browser test")
-    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
-    try:
-        sh(apt, "-qq", "update", env=env, stdout=subprocess.DEVNULL)
-        sh(apt, "-qq", "install", "-y", "--no-install-recommends", "chromium", env=env, stdout=subprocess.DEVNULL)
-    except subprocess.CalledProcessError as err:
-        say(f"could not install chromium ({err}); the browser test will be skipped with a message")
+    """Chromium for the end-to-end browser tests, from Debian's packages (never a downloaded build)."""
+    ensure_debian(["chromium"], ["chromium"], "GEOMLIB_NO_BROWSER_INSTALL", "the browser test",
+                  "the browser test will be skipped with a message")
 
 
 def ensure_node() -> None:
-    """Node.js and npm for Jupyter Book 2, from Debian's packages (Jupyter Book would otherwise download a build)."""
-    if (shutil.which("node") and shutil.which("npm")) or os.environ.get("GEOMLIB_NO_NODE_INSTALL"):
+    """Node.js and npm for Jupyter Book 2 (the website), from Debian's packages (Jupyter Book would download a build)."""
+    ensure_debian(["node", "npm"], ["nodejs", "npm"], "GEOMLIB_NO_NODE_INSTALL", "the website build",
+                  "install Node.js 18 or newer with npm to build the website")
+
+
+def ensure_debian(commands: list[str], packages: list[str], opt_out: str, purpose: str, otherwise: str) -> None:
+    """apt-get install Debian's ``packages`` unless all ``commands`` are on PATH (or ``$opt_out`` is set); as root only."""
+    if all(shutil.which(c) for c in commands) or os.environ.get(opt_out):
         return
+    names = " and ".join(packages)
     apt = shutil.which("apt-get")
     if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
-        say("no Node.js and no root apt-get here: install Node.js 18 or newer with npm to build the website")
+        say(f"no {names} and no root apt-get here: {otherwise}")
         return
-    say("installing Debian's nodejs and npm for the website build")
+    say(f"installing Debian's {names} for {purpose}")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     try:
         sh(apt, "-qq", "update", env=env, stdout=subprocess.DEVNULL)
-        sh(apt, "-qq", "install", "-y", "--no-install-recommends", "nodejs", "npm", env=env, stdout=subprocess.DEVNULL)
+        sh(apt, "-qq", "install", "-y", "--no-install-recommends", *packages, env=env, stdout=subprocess.DEVNULL)
     except subprocess.CalledProcessError as err:
-        say(f"could not install nodejs and npm ({err})")
+        say(f"could not install {names} ({err}); {otherwise}")
 
 
 def main(argv: list[str]) -> int:

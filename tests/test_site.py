@@ -14,7 +14,8 @@ The module builds the site once with the README's command (a cold build in CI's 
 
 A second test builds a one-notebook project four times to show the execution cache at work: reused after a text edit,
 refreshed after a code edit or a change of the library, never published stale, and a failing cell fails the build.
-Screenshots go to artifacts/site/ (one per page; ``*_failure.png`` when a check fails).
+Screenshots go to artifacts/site/ (the top of every page, its first figure, the two lecture 07 animations while
+they play, a search; ``*_failure.png``, of the whole page, when a check fails).
 """
 from __future__ import annotations
 
@@ -189,6 +190,8 @@ def test_every_page_in_chromium(site, browser):
                 nb = nbformat.reads(got.text(), as_version=4)
                 assert [c.source for c in nb.cells] == [c.source for c in source.cells]
             page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+            if want["images"]:
+                imgs.first.screenshot(path=str(ARTIFACTS / f"{name}_figure1.png"))
             # previous / next in course order
             nxt = page.locator("nav.prev-next a[rel=next]")
             if i + 1 < len(pages):
@@ -264,9 +267,9 @@ def test_search_finds_a_lecture(site, browser):
         results.first.wait_for(state="visible", timeout=15_000)
         hrefs = [results.nth(k).get_attribute("href") for k in range(results.count())]
         assert any(h.split("#")[0].rstrip("/") == fisher["url"].rstrip("/") for h in hrefs), hrefs
+        page.screenshot(path=str(ARTIFACTS / "search.png"))
         page.fill("#search-input", "zzqx-no-such-word")
         page.locator("#search-results .none").wait_for(state="visible", timeout=5_000)
-        page.screenshot(path=str(ARTIFACTS / "search.png"))
     except Exception:
         page.screenshot(path=str(ARTIFACTS / "search_failure.png"))
         raise
