@@ -119,6 +119,7 @@ PER_STUDENT: dict[str, tuple[Param, ...]] = {
     "2.4": (Param("p", 2.0, 1.2, 6.0, 0.01),),  # c(t) = (t^p, 0)
     "3.4": (Param("r", 1.0, 0.5, 2.0, 0.05), Param("theta", math.pi, 1.5, 3.0, 0.05)),  # (r, 0) -> (r, theta)
     "4.3": (Param("s", 3.0, 1.5, 4.0, 0.01),),  # h(z) = s R z
+    "4.5": (Param("s", 2.0, 1.5, 4.0, 0.01),),  # two runs z and z̃ = s R z
     "5.3": (Param("a", 0.1, 0.05, 0.5, 0.01), Param("z1", 2.0, 1.0, 3.0, 0.1)),  # sigma = a |z|^2 at (z1, 0)
     "6.4": (Param("p0", 0.1, 0.02, 0.3, 0.01), Param("p1", 0.9, 0.6, 0.98, 0.01)),  # Bernoulli(p0), Bernoulli(p1)
 }
@@ -427,12 +428,12 @@ _register(Exercise("4.4", "cov_over_runs", "the coefficient of variation of dist
                    _cov_cases, _ref_cov))
 
 
-def _ref_4_5(_):
-    # two "runs" of one model in the charts z and z̃ = 2Rz: every latent distance doubles (CoV of (d, 2d) with Bessel's
-    # correction: (d/√2) / (3d/2) = √2/3), every geodesic distance stays (ratio 1, CoV 0, up to the solver's tolerance)
+def _ref_4_5(k):
+    # two "runs" of one model in the charts z and z̃ = sRz: every latent distance is multiplied by s (CoV of (d, sd) with
+    # Bessel's correction: √2 (s − 1) / (s + 1)), every geodesic distance stays (ratio 1, up to the solver's tolerance)
     gl = _gl()
     f = toys.mlp(0)
-    A = 2 * torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=f64)
+    A = k.hidden["params"]["s"] * torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=f64)
     f_new = lambda zt: f(zt @ torch.linalg.inv(A).T)
     z0, z1 = torch.tensor([[-1.0, 0.5]], dtype=f64), torch.tensor([[1.0, 1.0]], dtype=f64)
     latent = torch.cat([(z1 - z0).norm(dim=-1), ((z1 - z0) @ A.T).norm(dim=-1)])
@@ -440,7 +441,7 @@ def _ref_4_5(_):
     return torch.stack([latent.std() / latent.mean(), geo[1] / geo[0]])
 
 
-_question("4.5", "answer_4_5", "latent CoV and geodesic ratio over two runs that differ by z̃ = 2Rz", _ref_4_5, atol=1e-3)
+_question("4.5", "answer_4_5", "latent CoV and geodesic ratio over two runs that differ by z̃ = sRz", _ref_4_5, atol=1e-3)
 
 # ---------------------------------------------------------------------------------------------- Lecture 5
 
