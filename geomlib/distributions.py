@@ -48,12 +48,7 @@ def _log_iv_over_xv(v: float, x: torch.Tensor) -> torch.Tensor:
     # series: I_v(x)/x^v = 2^{-v}/Γ(v+1) · h(y), h(y) = Σ_k y^k Γ(v+1)/(k! Γ(k+v+1)), y = x²/4, by Horner's rule
     # h = 1 + y/(1(1+v)) (1 + y/(2(2+v)) (1 + ...)). A polynomial in y: every derivative is right at x = 0, and
     # 0 < h ≤ I_0(x) < 1e34 for x < 80, so it does not overflow even in float32.
-    xs = torch.where(small, x, torch.zeros_like(x))
-    y = xs * xs / 4
-    h = torch.ones_like(x)
-    for k in range(_TERMS, 0, -1):
-        h = 1 + y * h / (k * (k + v))
-    series = torch.log(h) - math.lgamma(v + 1) - v * math.log(2)
+    series = _log_series(v, torch.where(small, x, torch.zeros_like(x)), _TERMS)
     # Debye: I_v(x) ≈ e^{R} (x/(v+R))^v / √(2πR) · Σ_k P_k(v/R) / R^k with R = √(v² + x²); valid for all v ≥ 0
     # (it is an expansion in 1/R), accurate to ~1e-10 for R ≥ 80.
     xb = torch.where(small, torch.full_like(x, _SWITCH), x)
@@ -62,6 +57,15 @@ def _log_iv_over_xv(v: float, x: torch.Tensor) -> torch.Tensor:
     S = sum(sum(a * t2 ** j for j, a in enumerate(coef)) / R ** n for n, coef in enumerate(_DEBYE))
     debye = R - v * torch.log(v + R) - 0.5 * torch.log(2 * math.pi * R) + torch.log(S)
     return torch.where(small, series, debye)
+
+
+def _log_series(v: float, x: torch.Tensor, terms: int) -> torch.Tensor:
+    """log(I_v(x)/x^v) by its power series, the first ``terms`` terms summed by Horner's rule in y = x²/4."""
+    y = x * x / 4
+    h = torch.ones_like(x)
+    for k in range(terms, 0, -1):
+        h = 1 + y * h / (k * (k + v))
+    return torch.log(h) - math.lgamma(v + 1) - v * math.log(2)
 
 
 _SMALL_TERMS = 14  # series terms for x < 1 (y = x²/4 < 1/4): the 14th is below 1e-30 of the first
@@ -73,12 +77,7 @@ def _log_iv_over_xv_012(v: float, x: torch.Tensor) -> torch.Tensor:
     at most one digit for x ≥ 1. One fused kernel per function instead of 160 Horner steps, which makes KL
     divergences of von Mises and S³ von Mises–Fisher distributions (and their gradients) several times faster."""
     small = x < 1
-    xs = torch.where(small, x, torch.zeros_like(x))
-    y = xs * xs / 4
-    h = torch.ones_like(x)
-    for k in range(_SMALL_TERMS, 0, -1):
-        h = 1 + y * h / (k * (k + v))
-    series = torch.log(h) - math.lgamma(v + 1) - v * math.log(2)
+    series = _log_series(v, torch.where(small, x, torch.zeros_like(x)), _SMALL_TERMS)
     xb = torch.where(small, torch.ones_like(x), x)
     if v == 0.0:
         big = torch.log(torch.special.i0e(xb))
