@@ -560,6 +560,116 @@ def _ref_6_4(k):
 _question("6.4", "answer_6_4", "Fisher–Rao distance between Bernoulli(p0) and Bernoulli(p1)", _ref_6_4,
           atol=1e-3)
 
+# ---------------------------------------------------------------------------------------------- Lecture 8
+
+
+def _unit(v):
+    return v / v.norm(dim=-1, keepdim=True)
+
+
+def _quat_cases():
+    g = _gen(81)
+    q = _unit(_randn(g, 5, 4))
+    return [
+        Case((q[0], -q[0]), "q and −q: the same rotation, angle 0"),
+        Case((torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=f64),
+              torch.tensor([math.cos(0.4), math.sin(0.4), 0.0, 0.0], dtype=f64)), "identity and a turn of 0.8 rad about x"),
+        Case((q, _unit(_randn(g, 5, 4))), "5 random pairs of unit quaternions"),
+        Case((q[:2, None], -_unit(_randn(g, 2, 3, 4))), "a 2×3 batch against 2 broadcast quaternions, signs flipped"),
+    ]
+
+
+def _rotation_matrix(q):
+    w, x, y, z = _unit(q).unbind(-1)
+    return torch.stack([1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
+                        2 * (x * y + w * z), 1 - 2 * (x * x + z * z), 2 * (y * z - w * x),
+                        2 * (x * z - w * y), 2 * (y * z + w * x), 1 - 2 * (x * x + y * y)], -1).unflatten(-1, (3, 3))
+
+
+def _ref_quat(k):
+    # oracle: the angle of the relative rotation from the rotation matrices, tr(R₁ᵀR₂) = 1 + 2 cos α
+    R1, R2 = _rotation_matrix(k.args[0]), _rotation_matrix(k.args[1])
+    tr = (R1.mT @ R2).diagonal(dim1=-2, dim2=-1).sum(-1)
+    return torch.arccos(((tr - 1) / 2).clamp(-1, 1))
+
+
+_register(Exercise("8.1", "quaternion_angle", "the sign-free angle between two orientations", ("q1", "q2"),
+                   _quat_cases, _ref_quat, atol=1e-6))
+
+
+def _pose_toy(seed: int):
+    """A seeded toy pose decoder z (..., 2) -> (mu_p (..., 3), sigma_p (..., 3), mu_r (..., 4) unit, kappa (...))."""
+    f = toys.mlp(seed, d=2, D=11)
+
+    def params(z):
+        h = f(z)
+        return (h[..., :3], 0.1 + torch.nn.functional.softplus(h[..., 3:6]), _unit(h[..., 6:10] + 0.5),
+                5.0 + 20.0 * torch.sigmoid(h[..., 10]))
+
+    return params
+
+
+def _pose_cases():
+    gl, g = _gl(), _gen(82)
+    out = []
+    for seed, z, label in [(0, _randn(g, 3, 2), "toy pose decoder, 3 points"),
+                           (1, _randn(g, 2, 2, 2), "toy pose decoder, a 2×2 batch of points")]:
+        params = _pose_toy(seed)
+        J = gl.jacobian(lambda zz: torch.cat([params(zz)[0], params(zz)[1], params(zz)[2], params(zz)[3][..., None]], -1), z)
+        out.append(Case((J[..., :3, :], J[..., 3:6, :], J[..., 6:10, :], J[..., 10, :], params(z)[3]), label,
+                        {"params": params, "z": z}))
+    return out
+
+
+def _ref_pose(k):
+    # oracle: the plain pullback through z -> (mu_p, sigma_p, mu_r, psi_4(kappa)), psi_4' = √c_4
+    gl, params = _gl(), k.hidden["params"]
+
+    def m(z):
+        mu_p, sigma_p, mu_r, kappa = params(z)
+        return torch.cat([mu_p, sigma_p, mu_r, gl.vmf_kappa_arclength(4, kappa)[..., None]], -1)
+
+    return gl.pullback(m)(k.hidden["z"])
+
+
+_register(Exercise("8.2", "pose_expected_metric", "the expected metric of a Normal × von Mises–Fisher decoder",
+                   ("J_mu_p", "J_sigma_p", "J_mu_r", "J_kappa", "kappa"), _pose_cases, _ref_pose, rtol=1e-6, atol=1e-9))
+
+
+def _ari_cases():
+    g = _gen(83)
+    a = torch.randint(0, 4, (40,), generator=g)
+    noisy = torch.where(torch.rand(40, generator=g, dtype=f64) < 0.3, torch.randint(0, 4, (40,), generator=g), a)
+    return [
+        Case((a, a), "a partition against itself: 1"),
+        Case((a, (a + 1) % 4), "the same partition with other label names: 1"),
+        Case((a, noisy), "40 points, 30% of them relabelled at random"),
+        Case((torch.tensor([0, 0, 1, 1, 2, 2]), torch.tensor([0, 1, 0, 1, 0, 1])), "6 points, crossing partitions"),
+        Case((torch.randint(0, 5, (200,), generator=g), torch.randint(0, 3, (200,), generator=g)),
+             "two independent random partitions of 200 points (near 0)"),
+    ]
+
+
+def _ref_ari(k):
+    from sklearn.metrics import adjusted_rand_score  # oracle: scikit-learn
+
+    return torch.tensor(adjusted_rand_score(k.args[0].numpy(), k.args[1].numpy()), dtype=f64)
+
+
+_register(Exercise("8.3", "adjusted_rand_index", "the adjusted Rand index of two partitions", ("a", "b"), _ari_cases,
+                   _ref_ari, atol=1e-9))
+
+
+def _ref_8_4(_):
+    # the weighted Fréchet mean of the angles 0 (weight 1) and π/2 (weight 3) on the unit circle, chart θ -> (cos, sin)
+    gl = _gl()
+    circle = lambda t: torch.cat([torch.cos(t), torch.sin(t)], -1)
+    Z = torch.tensor([[0.0], [math.pi / 2]], dtype=f64)
+    return gl.frechet_mean(gl.pullback(circle), Z, torch.tensor([1.0, 3.0], dtype=f64), T=64).mean[0]
+
+
+_question("8.4", "answer_8_4", "a weighted Fréchet mean on the circle", _ref_8_4, atol=1e-3)
+
 LECTURES: dict[str, list[str]] = {}
 for _id, _ex in EXERCISES.items():
     LECTURES.setdefault(_ex.lecture, []).append(_id)

@@ -17,8 +17,8 @@ Conventions, stated once (and tested in tests/test_lengths.py):
     For a Fisher–Rao metric with KL steps (s_n² = 2 KL(p_n ‖ p_{n+1})): E ≈ (T-1) Σ KL(p_n ‖ p_{n+1}).
 
 The module list is the table of contents, in lecture order:
-jacobians, curves, lengths, metrics, geodesics, stochastic, fisher, distributions, vae, ensembles, data, plot,
-widgets.
+jacobians, curves, lengths, metrics, geodesics, stochastic, fisher, distributions, vae, ensembles, data, statistics,
+plot, widgets.
 Plotting and widgets are not imported here: ``import geomlib.plot`` / ``import geomlib.widgets``.
 """
 from .jacobians import *  # noqa: F401,F403
@@ -32,11 +32,12 @@ from .fisher import *  # noqa: F401,F403
 from .vae import *  # noqa: F401,F403
 from .ensembles import *  # noqa: F401,F403
 from .data import *  # noqa: F401,F403
+from .statistics import *  # noqa: F401,F403
 
 from . import (jacobians, curves, lengths, metrics, geodesics, stochastic, distributions, fisher, vae,  # noqa: E402
-               ensembles, data)
+               ensembles, data, statistics)
 
 __version__ = "0.1.0"
 __all__ = [name for m in (jacobians, curves, lengths, metrics, geodesics, stochastic, distributions, fisher, vae, ensembles,
-                          data)
+                          data, statistics)
            for name in m.__all__]

@@ -1,5 +1,5 @@
 """Small data sets for the course, generated or shipped: nothing is downloaded (except by the optional ``mnist``,
-and only when asked), and the same seed gives the same tensors. [Lectures 1, 3, 5, 6]
+and only when asked), and the same seed gives the same tensors. [Lectures 1, 3, 5, 6, 8]
 
 Every function returns torch tensors of the dtype asked for (default: torch's default dtype) on the CPU;
 labels are ``torch.long``. Shapes are stated in each docstring: N points of dimension D.
@@ -10,6 +10,7 @@ labels are ``torch.long``. Shapes are stated in each docstring: N points of dime
     tree_sequences                   categorical sequences evolved along a random binary tree
     torus_angles                     pairs of angles along a closed loop on the torus, shape=[N, 2]
     sphere_vectors                   unit vectors in S² or S³ along a few smooth paths, shape=[N, 3 or 4]
+    motion_demonstrations            poses in R³ × S³ (position, unit quaternion) along a few demonstrated motions
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 __all__ = ["moons", "circle", "ring", "spiral", "digits", "TreeSequences", "tree_sequences", "torus_angles",
-           "sphere_vectors", "mnist"]
+           "sphere_vectors", "Demonstrations", "motion_demonstrations", "mnist"]
 
 _MNIST_MIRRORS = ("https://ossci-datasets.s3.amazonaws.com/mnist/",
                   "https://storage.googleapis.com/cvdf-datasets/mnist/")
@@ -333,3 +334,74 @@ def sphere_vectors(n: int = 300, dim: int = 3, n_paths: int = 3, arc: float = 2.
     X = X + noise * torch.randn(n, dim, generator=g, dtype=torch.float64)
     X = X / X.norm(dim=-1, keepdim=True)
     return X.to(dtype), path, s.to(dtype)
+
+
+class Demonstrations(NamedTuple):
+    """What ``motion_demonstrations`` returns (N = n_demos · n poses)."""
+
+    x: torch.Tensor  # (N, 7): position p ∈ R³ (metres), then the unit quaternion q = (w, x, y, z) of the orientation
+    demo: torch.Tensor  # (N,) long in [0, n_demos): which demonstration a pose belongs to
+    t: torch.Tensor  # (N,) the phase of the motion in [0, 1], uniform within a demonstration
+    clean: torch.Tensor  # (N, 7): the same poses without noise
+
+
+def _qmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """The Hamilton product a ⊗ b of quaternions (w, x, y, z), shape=[..., 4]."""
+    aw, av, bw, bv = a[..., :1], a[..., 1:], b[..., :1], b[..., 1:]
+    return torch.cat([aw * bw - (av * bv).sum(-1, keepdim=True),
+                      aw * bv + bw * av + torch.linalg.cross(av, bv, dim=-1)], -1)
+
+
+def _qexp(omega: torch.Tensor) -> torch.Tensor:
+    """The unit quaternion of the rotation vector ω (angle ‖ω‖ about ω/‖ω‖), shape=[..., 3] -> [..., 4]."""
+    angle = omega.norm(dim=-1, keepdim=True)
+    half = 0.5 * angle
+    sinc = torch.where(angle > 1e-12, torch.sin(half) / angle.clamp_min(1e-300), 0.5 - angle ** 2 / 48)
+    return torch.cat([torch.cos(half), sinc * omega], -1)
+
+
+def motion_demonstrations(n_demos: int = 4, n: int = 100, noise: float = 0.003, angle_noise: float = 0.02,
+                          seed: int = 0, dtype=None) -> Demonstrations:
+    """Demonstrations of a reach-and-turn skill of a robot's end-effector, as poses in R³ × S³.
+
+    Every demonstration starts at the same pose, above the middle of a table with the gripper pointing down
+    (q₀ = (0, 1, 0, 0), a half-turn about the x-axis), and ends at its own goal on a half circle of radius 0.25 m,
+    15 cm lower, facing it. Demonstration k (of K = n_demos), at phase t ∈ [0, 1] with b(t) = 3t² − 2t³:
+
+        φ_k   = (k/(K−1) − ½)·π                                 the direction of its goal (φ_0 = 0 when K = 1)
+        p_k(t) = p₀ + b(t)(g_k − p₀) + 0.08·sin(πt)·e_z,        p₀ = (0.45, 0, 0.30), g_k = (0.45 + 0.25 cos φ_k,
+                                                                0.25 sin φ_k, 0.15)
+        q_k(t) = q₀ ⊗ exp(b(t)·ω_k/2),                          ω_k = (0, 0.6, φ_k): turn about the tool's z-axis
+                                                                to face the goal, and tilt by 0.6 rad
+
+    The whole turn is less than half a revolution, so every q_k(t) has ⟨q_k(t), q₀⟩ = cos(b‖ω_k‖/2) > 0: the
+    quaternions lie in one hemisphere of S³, and the sign of each (q and −q are the same rotation) is chosen so.
+    Noise: Gaussian of std ``noise`` (metres) on the positions, and a random rotation q ← q ⊗ exp(ε/2) with
+    ε ~ N(0, angle_noise² I₃) (radians) on the orientations; the sign is kept in the same hemisphere.
+
+    Returns ``Demonstrations(x, demo, t, clean)``: x shape=[n_demos·n, 7] (position, then the quaternion
+    (w, x, y, z) with unit norm), demo and t shape=[n_demos·n], clean the noise-free poses. [Lecture 8]
+    """
+    n_demos, n, dtype = _n(n_demos, "n_demos"), _n(n, least=2), _dtype(dtype)
+    if not (noise >= 0 and angle_noise >= 0):
+        raise ValueError(f"noise and angle_noise must be ≥ 0, got {noise} and {angle_noise}")
+    g = _gen(seed)
+    f64 = dict(dtype=torch.float64)
+    t = torch.linspace(0, 1, n, **f64).repeat(n_demos)  # (N,)
+    demo = torch.arange(n_demos).repeat_interleave(n)  # (N,)
+    phi = (demo.to(torch.float64) / max(n_demos - 1, 1) - 0.5) * math.pi if n_demos > 1 else torch.zeros(n, **f64)
+    b = (3 * t ** 2 - 2 * t ** 3)[:, None]  # (N, 1) smooth start and stop
+    p0 = torch.tensor([0.45, 0.0, 0.30], **f64)
+    goal = torch.stack([0.45 + 0.25 * phi.cos(), 0.25 * phi.sin(), torch.full_like(phi, 0.15)], -1)  # (N, 3)
+    lift = 0.08 * torch.sin(math.pi * t)[:, None] * torch.tensor([0.0, 0.0, 1.0], **f64)
+    p = p0 + b * (goal - p0) + lift  # (N, 3)
+    q0 = torch.tensor([0.0, 1.0, 0.0, 0.0], **f64).expand(len(t), 4)
+    omega = torch.stack([torch.zeros_like(phi), torch.full_like(phi, 0.6), phi], -1)  # (N, 3)
+    q = _qmul(q0, _qexp(b * omega))  # (N, 4)
+    clean = torch.cat([p, q], -1)
+    p_noisy = p + noise * torch.randn(p.shape, generator=g, **f64)
+    q_noisy = _qmul(q, _qexp(angle_noise * torch.randn(len(t), 3, generator=g, **f64)))
+    q_noisy = q_noisy / q_noisy.norm(dim=-1, keepdim=True)
+    q_noisy = torch.where((q_noisy * q0).sum(-1, keepdim=True) < 0, -q_noisy, q_noisy)  # the hemisphere of q₀
+    x = torch.cat([p_noisy, q_noisy], -1)
+    return Demonstrations(x.to(dtype), demo, t.to(dtype), clean.to(dtype))

@@ -18,6 +18,8 @@ Likelihoods, with the data each expects (N data points):
     "exponential"  x shape=[N, D] ≥ 0                  Exponential(λ(z)) per coordinate
     "vmf"          x shape=[N, D] unit, D = 3 or 4     von Mises–Fisher(m(z), κ(z)) on S^{D−1}, one per point
     "von_mises"    x shape=[N, D] angles (radians)     VonMises(m_j(z), κ_j(z)) per angle: a product on the torus
+    "pose"         x shape=[N, 7]: position ∈ R³,      Product([Independent(Normal(μ(z), σ(z)), 1), vMF(q(z), κ(z))]):
+                   then a unit quaternion ∈ S³         a pose in R³ × S³ (lecture 8), D = 7
 
 Decoded distributions are built with ``validate_args=False`` so that ``decode`` runs inside ``torch.func``
 transforms (the Fisher–Rao metric differentiates through it); the data is checked once, by ``train_vae``.
@@ -36,7 +38,7 @@ from .stochastic import CalibratedSigma, calibrate_sigma
 
 __all__ = ["LIKELIHOODS", "VAE", "train_vae", "save_vae", "load_vae", "load_pretrained", "pretrained_names"]
 
-LIKELIHOODS = ("normal", "bernoulli", "categorical", "beta", "dirichlet", "exponential", "vmf", "von_mises")
+LIKELIHOODS = ("normal", "bernoulli", "categorical", "beta", "dirichlet", "exponential", "vmf", "von_mises", "pose")
 CHECKPOINTS = Path(__file__).parent / "checkpoints"
 _EPS = 1e-3  # floor for positive parameters (concentrations, rates), so the likelihood stays bounded
 
@@ -61,7 +63,7 @@ class VAE(nn.Module):
         d: latent dimension.
         hidden: widths of the hidden layers of encoder and decoder.
         n_categories: the alphabet size A ("categorical" only).
-        min_sigma: floor of σ(z) ("normal" only).
+        min_sigma: floor of σ(z) ("normal", and the positions of "pose").
         seed: seeds the initial weights.
     The constructor's arguments are kept in ``config`` (a plain dict, saved with the weights).
     """
@@ -80,6 +82,8 @@ class VAE(nn.Module):
             raise ValueError(f"n_categories must be ≥ 2, got {n_categories}")
         if likelihood == "vmf" and D not in (3, 4):
             raise ValueError(f"the vmf likelihood lives on S² or S³: D must be 3 or 4, got {D}")
+        if likelihood == "pose" and D != 7:
+            raise ValueError(f"the pose likelihood is R³ × S³ (a position and a unit quaternion): D must be 7, got {D}")
         if likelihood == "dirichlet" and D < 2:
             raise ValueError(f"the dirichlet likelihood needs D ≥ 2 categories, got {D}")
         hidden = tuple(int(h) for h in hidden)
@@ -88,7 +92,7 @@ class VAE(nn.Module):
         self.likelihood, self.D, self.d, self.A, self.min_sigma = likelihood, D, d, n_categories, float(min_sigma)
         n_in = D * n_categories if likelihood == "categorical" else 2 * D if likelihood == "von_mises" else D
         n_out = {"normal": 2 * D, "bernoulli": D, "categorical": D * (n_categories or 0), "beta": 2 * D,
-                 "dirichlet": D, "exponential": D, "vmf": D + 1, "von_mises": 3 * D}[likelihood]
+                 "dirichlet": D, "exponential": D, "vmf": D + 1, "von_mises": 3 * D, "pose": 11}[likelihood]
         with torch.random.fork_rng(devices=[]):  # seeded initial weights, global RNG left as it was
             torch.manual_seed(seed)
             self.encoder = _mlp([n_in, *hidden, 2 * d])
@@ -151,6 +155,8 @@ class VAE(nn.Module):
             what = "rows on the open simplex (positive, summing to 1)"
         elif lk == "vmf":
             bad, what = (x.norm(dim=-1) - 1).abs() > 1e-4, "unit vectors"
+        elif lk == "pose":
+            bad, what = (x[..., 3:].norm(dim=-1) - 1).abs() > 1e-4, "unit quaternions in x[..., 3:7]"
         else:
             return
         if bool(bad.any()):
@@ -220,7 +226,7 @@ class VAE(nn.Module):
 
     def decode(self, z: torch.Tensor, calibrated: bool = False) -> td.Distribution:
         """p(x|z): z shape=[..., d] -> a torch Distribution whose batch shape is z's batch followed by the data
-        dims (event shape (D,) for "dirichlet" and "vmf"); ``log_likelihood`` sums its log_prob over the data.
+        dims (event shape (D,) for "dirichlet", "vmf" and "pose"); ``log_likelihood`` sums its log_prob over the data.
         ``calibrated=True`` uses ``calibrated_sigma`` ("normal" only)."""
         h = self.decoder(self._z(z))  # (..., n_out)
         lk, D = self.likelihood, self.D
@@ -238,10 +244,15 @@ class VAE(nn.Module):
             return td.Dirichlet(F.softplus(h) + _EPS, validate_args=False)
         if lk == "exponential":
             return td.Exponential(F.softplus(h) + _EPS, validate_args=False)
-        if lk == "vmf":
-            from .distributions import VonMisesFisher  # written alongside; imported late to keep modules apart
-            loc = h[..., :D] / h[..., :D].norm(dim=-1, keepdim=True).clamp_min(1e-12)
-            return VonMisesFisher(loc, F.softplus(h[..., D]) + _EPS, validate_args=False)
+        if lk in ("vmf", "pose"):
+            from .distributions import Product, VonMisesFisher  # written alongside; imported late
+            r = h[..., :D] if lk == "vmf" else h[..., 6:10]  # the direction: the unit vector (quaternion) along r
+            vmf = VonMisesFisher(r / r.norm(dim=-1, keepdim=True).clamp_min(1e-12),
+                                 F.softplus(h[..., D if lk == "vmf" else 10]) + _EPS, validate_args=False)
+            if lk == "vmf":
+                return vmf
+            position = td.Normal(h[..., :3], F.softplus(h[..., 3:6]) + self.min_sigma, validate_args=False)
+            return Product([td.Independent(position, 1, validate_args=False), vmf])
         # von_mises: the mean angle is the direction of a 2-vector, so it is smooth all around the circle
         loc = torch.atan2(h[..., D:2 * D], h[..., :D])
         return td.VonMises(loc, F.softplus(h[..., 2 * D:]) + _EPS, validate_args=False)

@@ -314,3 +314,44 @@ def test_mnist_offline_download_fails_clearly(tmp_path, monkeypatch):
     assert "no network" in str(err.value) and "gl.digits()" in str(err.value)
     assert len(web.asked) == 2 and all(t is not None for _, t in web.asked)  # every attempt has a timeout
     assert not any(tmp_path.iterdir())
+
+
+def test_motion_demonstrations_follow_their_formulas():
+    d = gl.motion_demonstrations(n_demos=4, n=50, dtype=torch.float64)
+    assert d.x.shape == (200, 7) and d.clean.shape == (200, 7) and d.demo.dtype == torch.long
+    assert torch.equal(d.demo.bincount(), torch.full((4,), 50)) and d.t.min() == 0 and d.t.max() == 1
+    q0 = torch.tensor([0.0, 1.0, 0.0, 0.0], dtype=torch.float64)
+    for x in (d.x, d.clean):  # unit quaternions, all in the hemisphere of the start orientation q₀
+        torch.testing.assert_close(x[:, 3:].norm(dim=-1), torch.ones(200, dtype=torch.float64))
+        assert bool(((x[:, 3:] * q0).sum(-1) > 0).all())
+    start, end = d.clean[d.t == 0], d.clean[d.t == 1]  # (4, 7) each
+    torch.testing.assert_close(start, torch.tensor([0.45, 0.0, 0.30, 0, 1, 0, 0], dtype=torch.float64).expand(4, 7))
+    phi = torch.tensor([-0.5, -1 / 6, 1 / 6, 0.5], dtype=torch.float64) * math.pi
+    goal = torch.stack([0.45 + 0.25 * phi.cos(), 0.25 * phi.sin(), torch.full_like(phi, 0.15)], -1)
+    torch.testing.assert_close(end[:, :3], goal)
+    # the end orientation is turned from q₀ by the angle ‖ω_k‖ = √(0.6² + φ_k²): cos(angle/2) = ⟨q, q₀⟩
+    torch.testing.assert_close(2 * torch.arccos((end[:, 3:] * q0).sum(-1)), (0.36 + phi ** 2).sqrt())
+    # halfway, b(½) = ½ and the lift is at its highest, 8 cm
+    d2 = gl.motion_demonstrations(n_demos=4, n=3, noise=0.0, angle_noise=0.0, dtype=torch.float64)
+    half = d2.x[d2.t == 0.5]
+    want = 0.5 * (torch.tensor([0.45, 0.0, 0.30], dtype=torch.float64) + goal) + torch.tensor([0, 0, 0.08], dtype=torch.float64)
+    torch.testing.assert_close(half[:, :3], want)
+    torch.testing.assert_close(d2.x, d2.clean)
+    # noise of the stated sizes: positions in metres, orientations as rotation angles in radians
+    big = gl.motion_demonstrations(n=2000, noise=0.01, angle_noise=0.05, dtype=torch.float64)
+    dp = big.x[:, :3] - big.clean[:, :3]
+    assert abs(dp.std().item() - 0.01) < 5e-4
+    ang = 2 * torch.arccos((big.x[:, 3:] * big.clean[:, 3:]).sum(-1).abs().clamp(max=1))  # sign-free angle
+    assert abs(ang.pow(2).mean().sqrt().item() - 0.05 * math.sqrt(3)) < 3e-3  # ‖ε‖ for ε ~ N(0, 0.05² I₃)
+
+
+def test_motion_demonstrations_seeded_and_checked():
+    a, b, c = (gl.motion_demonstrations(n=10, seed=s) for s in (0, 0, 1))
+    assert all(torch.equal(u, v) for u, v in zip(a, b)) and not torch.equal(a.x, c.x)
+    assert torch.equal(a.clean, c.clean)
+    one = gl.motion_demonstrations(n_demos=1, n=5, dtype=torch.float64)
+    assert one.x.shape == (5, 7) and torch.allclose(one.clean[-1, 1], torch.tensor(0.0, dtype=torch.float64))
+    with pytest.raises(ValueError, match="noise"):
+        gl.motion_demonstrations(noise=-1.0)
+    with pytest.raises(ValueError, match="n must be an int"):
+        gl.motion_demonstrations(n=1)

@@ -296,3 +296,140 @@ def test_vmf_dtype_and_device(device, dtype):
     ref = gl.VonMisesFisher(mu.double().cpu(), kappa.double().cpu())
     tol = 1e-4 if dtype == torch.float32 else 1e-12
     torch.testing.assert_close(q.entropy().double().cpu(), ref.entropy(), rtol=tol, atol=tol)
+
+
+# ------------------------------------------------------------------------------------------------ the fast orders 0, 1, 2
+
+@pytest.mark.parametrize("v", [0.0, 1.0, 2.0])
+def test_log_bessel_orders_0_1_2_match_scipy_across_the_switch(v):
+    """Orders 0, 1, 2 use the series below x = 1 and torch.special's i0e, i1e above: both sides agree with scipy,
+    and value, first and second derivative are continuous across x = 1 (forward mode too, for Jacobians of G)."""
+    x = torch.cat([torch.logspace(-6, 3.3, 300, dtype=f64), 1 + torch.tensor([-1e-9, 0.0, 1e-9], dtype=f64)])
+    np.testing.assert_allclose(gl.log_bessel_iv(v, x).numpy(), np.log(sp.ive(v, x.numpy())) + x.numpy(),
+                               rtol=1e-13, atol=1e-13)
+    f = lambda t: gl.log_bessel_iv(v, t)
+    d1 = torch.func.vmap(torch.func.grad(f))(x)
+    d2 = torch.func.vmap(torch.func.jacfwd(torch.func.grad(f)))(x)
+    ratio = sp.ive(v + 1, x.numpy()) / sp.ive(v, x.numpy())
+    np.testing.assert_allclose(d1.numpy(), ratio + v / x.numpy(), rtol=1e-10, atol=1e-12)
+    # d²/dx² log I_v = 1 − A² − (2v+1)A/x + ... = (I_v''/I_v) − (I_v'/I_v)²,  I_v'' = I_v (1 + v²/x²) − I_v'/x
+    lp = ratio + v / x.numpy()
+    np.testing.assert_allclose(d2.numpy(), 1 + v ** 2 / x.numpy() ** 2 - lp / x.numpy() - lp ** 2, rtol=1e-7, atol=1e-9)
+
+
+# ------------------------------------------------------------------------------------------------ the κ factor c_p(κ)
+
+def _angle_table(p, kappa, n=200001):
+    """θ-grid and CDF F_κ(θ) of the angle θ = ∠(x, μ), x ~ vMF on S^{p−1}, by the midpoint rule (numpy)."""
+    th = np.linspace(0.0, np.pi, n)
+    mid = 0.5 * (th[1:] + th[:-1])
+    dens = np.exp(kappa * (np.cos(mid) - 1)) * np.sin(mid) ** (p - 2)
+    F = np.concatenate([[0.0], np.cumsum(dens)])
+    return th, F / F[-1]
+
+
+def _c_by_inverse_cdf(p, kappa, h=1e-4, m=20000):
+    """An independent route to c_p(κ) = E[(∂θ/∂κ)²] = ∫₀¹ (∂_κ F_κ⁻¹(u))² du: inverse CDFs on a fine grid of u,
+    central differences in κ."""
+    u = (np.arange(m) + 0.5) / m
+    th_p, F_p = _angle_table(p, kappa + h)
+    th_m, F_m = _angle_table(p, kappa - h)
+    dth = (np.interp(u, F_p, th_p) - np.interp(u, F_m, th_m)) / (2 * h)
+    return float(np.mean(dth ** 2))
+
+
+@pytest.mark.parametrize("p", [2, 3, 4])
+def test_vmf_kappa_factor_against_closed_forms_and_an_inverse_cdf(p):
+    # κ = 0: c_p(0) = 1/(p(p−1)); κ → ∞: (p−1)/(4κ³)
+    zero = gl.vmf_kappa_factor(p, torch.zeros(1, dtype=f64))
+    torch.testing.assert_close(zero, torch.tensor([1 / (p * (p - 1))], dtype=f64), rtol=1e-8, atol=0)
+    big = torch.tensor([1e5, 1e7], dtype=f64)
+    torch.testing.assert_close(gl.vmf_kappa_factor(p, big) * 4 * big ** 3 / (p - 1), torch.ones(2, dtype=f64),
+                               rtol=1e-4, atol=0)
+    kappa = torch.tensor([0.3, 2.0, 10.0, 60.0], dtype=f64)
+    c = gl.vmf_kappa_factor(p, kappa)
+    ref = torch.tensor([_c_by_inverse_cdf(p, k) for k in kappa.tolist()], dtype=f64)
+    torch.testing.assert_close(c, ref, rtol=2e-4, atol=0)
+    # at least the part of the mean: A_p'(κ)², A_p = E[cos θ]
+    A = gl.bessel_ratio(p / 2 - 1, kappa)
+    assert bool((c >= (1 - A ** 2 - (p - 1) * A / kappa) ** 2).all())
+
+
+def test_vmf_kappa_factor_gradient_dtype_shape_and_errors():
+    k = torch.tensor([[0.05, 0.7], [5.0, 300.0]], dtype=f64, requires_grad=True)
+    c = gl.vmf_kappa_factor(4, k)
+    assert c.shape == (2, 2)
+    (g,) = torch.autograd.grad(c.sum(), k)
+    kd = k.detach()
+    fd = (gl.vmf_kappa_factor(4, kd * (1 + 1e-6)) - gl.vmf_kappa_factor(4, kd * (1 - 1e-6))) / (2e-6 * kd)
+    torch.testing.assert_close(g, fd, rtol=1e-5, atol=1e-12)
+    k0 = torch.zeros(1, dtype=f64, requires_grad=True)  # c_p is even in κ: slope 0 at κ = 0
+    (g0,) = torch.autograd.grad(gl.vmf_kappa_factor(4, k0).sum(), k0)
+    assert abs(g0.item()) < 1e-12
+    assert gl.vmf_kappa_factor(2, torch.tensor([1.0])).dtype == torch.float32
+    assert gl.vmf_kappa_factor(2, torch.zeros(0, dtype=f64)).shape == (0,)
+    with pytest.raises(ValueError, match="must be ≥ 0"):
+        gl.vmf_kappa_factor(4, torch.tensor([-1.0]))
+    for p in (1, 2.0, True):
+        with pytest.raises(ValueError, match="int ≥ 2"):
+            gl.vmf_kappa_factor(p, torch.tensor([1.0]))
+
+
+@pytest.mark.parametrize("p", [2, 4])
+def test_vmf_kappa_arclength_integrates_the_square_root(p):
+    k = torch.tensor([0.0, 1e-3, 0.4, 3.0, 25.0, 400.0, 5e4, 5e8, 5e9], dtype=f64, requires_grad=True)
+    psi = gl.vmf_kappa_arclength(p, k)
+    (g,) = torch.autograd.grad(psi.sum(), k)
+    torch.testing.assert_close(g[1:], gl.vmf_kappa_factor(p, k.detach()[1:]).sqrt(), rtol=2e-6, atol=0)
+    assert bool((psi < 0).all()) and bool((psi.diff() > 0).all())
+    # ψ(b) − ψ(a) = ∫_a^b √c_p, by Simpson's rule in log κ
+    from scipy.integrate import simpson
+    for a, b in ((0.05, 2.0), (1.0, 300.0)):
+        s = torch.linspace(math.log(a), math.log(b), 2001, dtype=f64)
+        direct = torch.tensor(simpson((gl.vmf_kappa_factor(p, s.exp()).sqrt() * s.exp()).numpy(), x=s.numpy()),
+                              dtype=f64)
+        got = gl.vmf_kappa_arclength(p, torch.tensor(b, dtype=f64)) - gl.vmf_kappa_arclength(p, torch.tensor(a, dtype=f64))
+        torch.testing.assert_close(got, direct, rtol=1e-7, atol=0)
+    # ψ(∞) = 0 with the asymptote −√(p−1) κ^{-1/2}, inside and beyond the table
+    torch.testing.assert_close(psi[-2:] * k.detach()[-2:].sqrt() / -math.sqrt(p - 1), torch.ones(2, dtype=f64),
+                               rtol=1e-6, atol=0)
+    assert gl.vmf_kappa_arclength(p, torch.tensor([3.0])).dtype == torch.float32
+
+
+def _qmul(a, b):
+    aw, av, bw, bv = a[..., :1], a[..., 1:], b[..., :1], b[..., 1:]
+    return torch.cat([aw * bw - (av * bv).sum(-1, keepdim=True), aw * bv + bw * av + torch.linalg.cross(av, bv, dim=-1)], -1)
+
+
+@pytest.mark.parametrize("p", [2, 4])
+def test_expected_metric_of_a_vmf_decoder_is_mu_plus_c_kappa(p):
+    """The claim behind c_p: for the random decoder r(z) = μ(z)·y with y = (cos θ, sin θ v), θ = F_κ(z)⁻¹(u) and
+    one draw (u, v) shared by all z (v = ±1 on S¹, uniform on S² for S³), E[J_rᵀJ_r] = J_μᵀJ_μ + c_p(κ)∇κ∇κᵀ.
+    Monte Carlo over (u, v), with J_r by central differences of the random map itself (within 5 standard errors);
+    the cross terms between μ and κ average to zero."""
+    g = torch.Generator().manual_seed(p)
+    W, b = torch.randn(p, 2, generator=g, dtype=f64), torch.randn(p, generator=g, dtype=f64)
+    mu = lambda z: unit(z @ W.T + b)
+    kappa = lambda z: 3.0 + 2.0 * torch.tanh(z @ torch.tensor([1.0, -0.5], dtype=f64))
+    z0, S, h = torch.tensor([0.3, -0.2], dtype=f64), 40000, 1e-5
+    u = torch.rand(S, generator=g, dtype=f64).numpy()
+    v = unit(torch.randn(S, p - 1, generator=g, dtype=f64))  # ±1 for p = 2
+    cols = []
+    for j in range(2):
+        r = []
+        for sgn in (1, -1):
+            z = z0 + sgn * h * torch.eye(2, dtype=f64)[j]
+            th_grid, F = _angle_table(p, float(kappa(z)), n=100001)
+            th = torch.as_tensor(np.interp(u, F, th_grid))[:, None]  # (S, 1)
+            y = torch.cat([torch.cos(th), torch.sin(th) * v], -1)  # (S, p) samples of vMF(e₁, κ(z))
+            m = mu(z)
+            r.append(_qmul(m.expand(S, 4), y) if p == 4 else torch.stack(
+                [m[0] * y[:, 0] - m[1] * y[:, 1], m[1] * y[:, 0] + m[0] * y[:, 1]], -1))  # rotate e₁ onto μ(z)
+        cols.append((r[0] - r[1]) / (2 * h))
+    Jr = torch.stack(cols, -1)  # (S, p, 2)
+    samples = Jr.mT @ Jr  # (S, 2, 2)
+    mc, se = samples.mean(0), samples.std(0) / math.sqrt(S)
+    J_mu = gl.jacobian(mu, z0)
+    J_k = gl.jacobian(lambda z: kappa(z)[..., None], z0)[0]  # (2,)
+    formula = J_mu.T @ J_mu + gl.vmf_kappa_factor(p, kappa(z0)) * torch.outer(J_k, J_k)
+    assert bool(((mc - formula).abs() <= 5 * se + 1e-9).all()), (mc, formula, se)
