@@ -36,6 +36,7 @@ class GeodesicResult:
     converged: torch.Tensor  # (B,) bool: the convergence criterion was met
     iterations: torch.Tensor  # (B,) long: iterations used per pair
     reason: tuple[str, ...] = ()  # (B,) why each pair stopped: "converged", or what went wrong
+    length_error: torch.Tensor | None = None  # (B,) estimated relative discretisation error of length (see geodesic)
 
 
 def _default_tol(dtype: torch.dtype) -> float:
@@ -144,8 +145,9 @@ class _ChordEnergy:
                 m = xs.shape[0] * n
                 Jf = hJ.reshape(m, d, -1)  # (bc·n, d, D), contiguous: neighbours along a curve are consecutive rows
                 A[s:s + step] = 2 * scale * (Jf @ Jf.transpose(-1, -2)).reshape(-1, n, d, d)
-                JJ = torch.bmm(Jf[:-1], Jf[1:].transpose(-1, -2))  # consecutive rows, (bc·n - 1, d, d)
-                C[s:s + step] = -scale * JJ[pos[:m - 1] % n != n - 1].reshape(-1, n - 1, d, d)
+                if n > 1:
+                    JJ = torch.bmm(Jf[:-1], Jf[1:].transpose(-1, -2))  # consecutive rows, (bc·n - 1, d, d)
+                    C[s:s + step] = -scale * JJ[pos[:m - 1] % n != n - 1].reshape(-1, n - 1, d, d)
         return A, C
 
 
@@ -198,7 +200,7 @@ def geodesic(G, z0: torch.Tensor, z1: torch.Tensor, T: int = 32, *, init=None, g
             refresh: recompute it once every ``refresh`` iterations. memory: L-BFGS history length.
 
     Returns: ``GeodesicResult(curve (B, T, d), length (B,), energy (B,), converged (B,), iterations (B,),
-    reason (B strings))``.
+    reason (B strings), length_error (B,))``.
 
     Convergence: pair b has converged when the decrease in energy that a quasi-Newton step still predicts,
     gᵀH⁻¹g (the squared Newton decrement), is at most tol·E_b; it is checked before every step and after the
@@ -212,6 +214,12 @@ def geodesic(G, z0: torch.Tensor, z1: torch.Tensor, T: int = 32, *, init=None, g
     infinite energy is a rejected step, for that pair only, and the line search halves the step. A pair that finds
     no feasible step stops with ``converged = False``, and ``reason`` says why (with the metric's own message).
     The initial curves must lie in the domain (an error otherwise).
+
+    Resolution: ``length_error`` estimates the relative discretisation error of ``length``, from the same curve
+    measured with every step halved (new points by cubic interpolation of the nodes). It is about the true
+    error (O(1/T²)) where T resolves how G varies along the curve, and large where it does not, e.g. where steps
+    jump over a region in which G is much larger (a thin wall the curve should go around): then the length is an
+    underestimate, and ``distance`` and ``distance_matrix`` warn (above 1%); raise T.
 
     Algorithmic note: batched L-BFGS on the T-2 interior points of all pairs at once, each pair with its own
     memory, step size and stopping time (finished pairs leave the batch, which is then compacted, so later
@@ -402,8 +410,32 @@ def geodesic(G, z0: torch.Tensor, z1: torch.Tensor, T: int = 32, *, init=None, g
 
     curve = torch.cat([z0[:, None], x_out, z1[:, None]], dim=1).detach()  # (B, T, d)
     s2_out = s2_out.clamp_min(0)  # the squared steps of each returned curve, as the metric measures them
-    return GeodesicResult(curve=curve, length=s2_out.sqrt().sum(-1), energy=0.5 * k * s2_out.sum(-1),
-                          converged=converged, iterations=iterations, reason=tuple(reason))
+    L = s2_out.sqrt().sum(-1)
+    return GeodesicResult(curve=curve, length=L, energy=0.5 * k * s2_out.sum(-1), converged=converged,
+                          iterations=iterations, reason=tuple(reason), length_error=_length_error(metric, curve, L))
+
+
+def _length_error(metric: Metric, c: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
+    """|L(c') − L(c)| / L(c), c' = the curves c (B, T, d) with every step halved, the new points from cubic
+    interpolation of the nodes (quadratic in the first and last step). The interpolation error is O(Δt⁴), so c'
+    follows the same smooth curve; its length differs from L(c) by about the discretisation error of the step
+    rule where T resolves how G varies along the curve, and by much more where it does not (a curve whose steps
+    jump over a region of large G). 0 where L = 0."""
+    B, T, d = c.shape
+    if T == 2:
+        mid = 0.5 * (c[:, :1] + c[:, 1:])
+    else:
+        first = (3 * c[:, :1] + 6 * c[:, 1:2] - c[:, 2:3]) / 8
+        last = (-c[:, -3:-2] + 6 * c[:, -2:-1] + 3 * c[:, -1:]) / 8
+        inner = (-c[:, :-3] + 9 * c[:, 1:-2] + 9 * c[:, 2:-1] - c[:, 3:]) / 16
+        mid = torch.cat([first, inner, last], 1) if T > 3 else torch.cat([first, last], 1)  # (B, T-1, d)
+    fine = torch.cat([torch.stack([c[:, :-1], mid], 2).reshape(B, 2 * (T - 1), d), c[:, -1:]], 1)  # (B, 2T-1, d)
+    try:
+        with torch.no_grad():
+            Lf = metric.curve_sqlen(fine).clamp_min(0).sqrt().sum(-1)
+    except _DOMAIN_ERRORS:  # an inserted point outside the metric's domain: no estimate
+        return torch.full_like(L, float("nan"))
+    return torch.where(L > 0, (Lf - L).abs() / L.clamp_min(torch.finfo(L.dtype).tiny), torch.zeros_like(L))
 
 
 class _State:
@@ -497,18 +529,25 @@ def log_map(G, z0: torch.Tensor, z1: torch.Tensor, T: int = 32, **kw) -> torch.T
     return (-3 * c[:, 0] + 4 * c[:, 1] - c[:, 2]) * ((T - 1) / 2)
 
 
-def shoot(G, z0: torch.Tensor, v0: torch.Tensor, T: int = 32, substeps: int = 4) -> torch.Tensor:
+def shoot(G, z0: torch.Tensor, v0: torch.Tensor, T: int = 32, substeps: int = 4, *, tol: float = 1e-3) -> torch.Tensor:
     """Solve the geodesic equation c̈ᵏ = −Γᵏ_ij ċⁱ ċʲ from c(0) = z0, ċ(0) = v0 on t ∈ [0, 1].
 
     z0, v0 shape=[B, d] -> curve shape=[B, T, d] on the uniform grid. Classical Runge–Kutta (RK4) with
     ``substeps`` steps per grid interval; the right-hand side is ``Metric.acceleration`` (Christoffel symbols
     by default; nested Jacobian-vector products for pullback metrics).
+
+    Accuracy check: a geodesic has constant speed, ċᵀG(c)ċ = v0ᵀG(z0)v0, so shoot measures the speed at the T
+    grid points and warns (``GeodesicWarning``) when it drifts by more than ``tol`` (relative, in ċᵀGċ) for some
+    curve: the integration is then inaccurate (G varies too fast for the step; raise ``substeps`` or T). An ODE
+    that blows up (non-finite points), or G singular along the way, raises an error.
     """
     z0, v0 = _checks.endpoints(z0, v0, ("z0", "v0"))
     metric = as_metric(G)
     if _checks.count(T, "T") < 2:
         raise ValueError(f"shoot needs T ≥ 2, got T={T}")
     substeps = _checks.count(substeps, "substeps")
+    if not tol > 0:
+        raise ValueError(f"tol must be > 0, got {tol}")
     h = 1.0 / ((T - 1) * substeps)
 
     def rhs(z, v):
@@ -520,7 +559,7 @@ def shoot(G, z0: torch.Tensor, v0: torch.Tensor, T: int = 32, substeps: int = 4)
                              f"Shoot with a shorter v0, or use geodesic() between endpoints instead") from err
 
     z, v = z0, v0
-    out = [z]
+    out, vel = [z], [v]
     with torch.no_grad():
         for _ in range(T - 1):
             for _ in range(substeps):
@@ -531,8 +570,18 @@ def shoot(G, z0: torch.Tensor, v0: torch.Tensor, T: int = 32, substeps: int = 4)
                 z = z + h / 6 * (k1[0] + 2 * k2[0] + 2 * k3[0] + k4[0])
                 v = v + h / 6 * (k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1])
             out.append(z)
-    c = torch.stack(out, dim=-2)  # (..., T, d)
-    _checks.finite(c, "the shot geodesic (the ODE blew up: a smaller v0 or a larger T/substeps may help)")
+            vel.append(v)
+        c = torch.stack(out, dim=-2)  # (..., T, d)
+        _checks.finite(c, "the shot geodesic (the ODE blew up: a smaller v0 or a larger T/substeps may help)")
+        speed2 = metric.sqnorm(c, torch.stack(vel, dim=-2))  # (..., T)
+    drift = ((speed2 - speed2[..., :1]).abs() / speed2[..., :1].clamp_min(torch.finfo(c.dtype).tiny)).amax(-1)
+    drift = torch.where(speed2[..., 0] > 0, drift, (speed2 - speed2[..., :1]).abs().amax(-1))  # v0 = 0: absolute
+    if not bool((drift <= tol).all()):  # False for NaN too
+        bad = (~(drift <= tol)).reshape(-1).nonzero().squeeze(1).tolist()
+        warnings.warn(f"shoot: the speed ċᵀG(c)ċ drifted by up to {float(drift.nan_to_num(float('inf')).max()):.3g} "
+                      f"(relative; a geodesic keeps it constant, tol={tol:g}) on {len(bad)} of {drift.numel()} curves "
+                      f"(curves {bad[:10]}{' ...' if len(bad) > 10 else ''}): the integration is inaccurate there; "
+                      f"raise substeps or T", GeodesicWarning, stacklevel=2)
     return c
 
 
@@ -599,28 +648,56 @@ def graph_geodesic(G, Z: torch.Tensor, z0: torch.Tensor, z1: torch.Tensor, T: in
     return torch.stack(curves)
 
 
+def _reasons(reasons) -> str:
+    """The commonest reasons for not converging, counted: '3× max_iter=500 reached (...); 1× no feasible step'."""
+    from collections import Counter
+    counts = Counter(r for r in reasons if r != "converged" and not r.startswith("converged "))
+    return "; ".join(f"{n}× {r}" for r, n in counts.most_common(3))
+
+
+_RESOLUTION = 1e-2  # distance and distance_matrix warn where length_error exceeds this
+
+
 def _warn_unconverged(res: GeodesicResult, what: str) -> None:
     if not bool(res.converged.all()):
         bad = (~res.converged).nonzero().squeeze(1).tolist()
         warnings.warn(f"{what}: {len(bad)} of {res.converged.numel()} geodesic problems did not converge "
-                      f"(pairs {bad[:10]}{' ...' if len(bad) > 10 else ''}); raise max_iter, T or use init='graph'",
-                      GeodesicWarning, stacklevel=3)
+                      f"(pairs {bad[:10]}{' ...' if len(bad) > 10 else ''}: {_reasons(res.reason)}); raise max_iter, "
+                      f"T or use init='graph'", GeodesicWarning, stacklevel=3)
+    _warn_unresolved(res.length_error, what, stacklevel=4)
+
+
+def _warn_unresolved(err: torch.Tensor, what: str, stacklevel: int) -> None:
+    coarse = ~(err <= _RESOLUTION)  # NaN (no estimate) counts
+    if bool(coarse.any()):
+        bad = coarse.nonzero().squeeze(1).tolist()
+        warnings.warn(f"{what}: {len(bad)} of {err.numel()} lengths may be off by more than {_RESOLUTION:.0%} from "
+                      f"the discretisation (length_error up to {float(err.nan_to_num(float('inf')).max()):.3g}, "
+                      f"pairs {bad[:10]}{' ...' if len(bad) > 10 else ''}): the steps do not resolve how the metric varies "
+                      f"along these curves (T too small, or a curve crosses a point where G is singular, such as "
+                      f"a chart's pole); raise T", GeodesicWarning, stacklevel=stacklevel)
 
 
 def distance(G, z0: torch.Tensor, z1: torch.Tensor, **kw) -> torch.Tensor:
     """Geodesic distance d(z0, z1) = length of the energy-minimising curve, shape=[B] (B = 1 for one pair).
 
-    Keyword arguments go to ``geodesic``. Warns (``GeodesicWarning``) when a problem did not converge.
+    Keyword arguments go to ``geodesic``. Warns (``GeodesicWarning``) when a problem did not converge, or when its
+    ``length_error`` exceeds 1% (T too small for the metric).
     """
     res = geodesic(G, z0, z1, **kw)
     _warn_unconverged(res, "distance")
     return res.length
 
 
-def distance_matrix(G, Z: torch.Tensor, chunk: int = 1024, **kw) -> torch.Tensor:
+def distance_matrix(G, Z: torch.Tensor, chunk: int = 1024, *, return_converged: bool = False, **kw):
     """Geodesic distances between all pairs of points Z shape=[N, d] -> shape=[N, N], symmetric, zero diagonal.
 
-    Solves the N(N-1)/2 problems i < j in batches of ``chunk`` pairs. Keyword arguments go to ``geodesic``.
+    Solves the N(N-1)/2 problems i < j in batches of ``chunk`` pairs (a larger batch shares the solver's
+    per-iteration overhead among more pairs, and needs proportionally more memory). Keyword arguments go to ``geodesic``.
+    Warns (``GeodesicWarning``, with the reasons) when some problems did not converge, or when a length's estimated
+    discretisation error (``GeodesicResult.length_error``) exceeds 1%; with
+    ``return_converged=True`` also returns which did: (D, converged), converged shape=[N, N] bool, symmetric, True
+    on the diagonal.
     """
     Z = _checks.points(Z, "Z")
     if Z.dim() != 2:
@@ -630,11 +707,21 @@ def distance_matrix(G, Z: torch.Tensor, chunk: int = 1024, **kw) -> torch.Tensor
     i, j = torch.triu_indices(N, N, offset=1, device=Z.device)
     out = torch.zeros(N, N, dtype=Z.dtype, device=Z.device)
     ok = torch.ones(i.numel(), dtype=torch.bool, device=Z.device)
+    err = torch.zeros(i.numel(), dtype=Z.dtype, device=Z.device)
+    reasons: list[str] = []
     for s in range(0, i.numel(), chunk):
         res = geodesic(G, Z[i[s:s + chunk]], Z[j[s:s + chunk]], **kw)
         out[i[s:s + chunk], j[s:s + chunk]] = res.length
-        ok[s:s + chunk] = res.converged
+        ok[s:s + chunk], err[s:s + chunk] = res.converged, res.length_error
+        reasons += res.reason
     if not bool(ok.all()):
-        warnings.warn(f"distance_matrix: {int((~ok).sum())} of {ok.numel()} geodesic problems did not converge",
-                      GeodesicWarning, stacklevel=2)
-    return out + out.T
+        warnings.warn(f"distance_matrix: {int((~ok).sum())} of {ok.numel()} geodesic problems did not converge "
+                      f"({_reasons(reasons)})", GeodesicWarning, stacklevel=2)
+    _warn_unresolved(err, "distance_matrix", stacklevel=3)
+    D = out + out.T
+    if not return_converged:
+        return D
+    C = torch.ones(N, N, dtype=torch.bool, device=Z.device)
+    C[i, j] = ok
+    C[j, i] = ok
+    return D, C

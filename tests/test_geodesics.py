@@ -121,7 +121,13 @@ def test_distance_is_symmetric_and_satisfies_the_triangle_inequality(name, rng):
     a, b, c = sample(6, rng), sample(6, rng), sample(6, rng)
     dab, dba = gl.distance(G, a, b), gl.distance(G, b, a)
     torch.testing.assert_close(dab, dba, rtol=1e-6, atol=1e-9)
-    dbc, dac = gl.distance(G, b, c), gl.distance(G, a, c)
+    dbc = gl.distance(G, b, c)
+    if name == "sphere":  # a → c passes over the pole θ = 0, where G = diag(1, sin²θ) is singular: the latent
+        with pytest.warns(gl.GeodesicWarning, match=r"pairs \[5\]\).*pole"):  # polyline jumps in φ there
+            dac = gl.distance(G, a, c)  # and distance says so (the length, on the sphere, is still right)
+        torch.testing.assert_close(dac, great_circle(a, c), rtol=1e-3, atol=0)
+    else:
+        dac = gl.distance(G, a, c)
     assert bool((dac <= dab + dbc + 1e-6).all())
 
 
