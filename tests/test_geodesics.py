@@ -276,8 +276,9 @@ def test_a_saturating_decoder_cannot_fool_the_default_step():
 
 
 def test_metric_preconditioner_is_newton_for_a_constant_metric(rng):
-    """For a linear decoder the energy is quadratic and the frozen-metric Hessian is exact: the first step is
-    the Newton step and lands on the minimiser. The Euclidean start matrix reaches the same curve, slower."""
+    """For a linear decoder the energy is quadratic and the Gauss–Newton matrix is its Hessian: the first step is
+    the Newton step and lands on the minimiser (to ~1e-6 here: H0 carries a ridge of relative size ε^⅔, the accuracy
+    of its finite-difference Jacobians, and cond(G) = 2e4). The Euclidean start matrix reaches the same curve, slower."""
     A = torch.tensor([[30.0, 1.0], [0.0, 0.2]], dtype=torch.float64)  # strongly anisotropic
     G = gl.pullback(lambda z: z @ A.T)
     z0 = torch.randn(5, 2, generator=rng, dtype=torch.float64)
@@ -289,7 +290,7 @@ def test_metric_preconditioner_is_newton_for_a_constant_metric(rng):
     one = gl.geodesic(G, z0, z1, T=20, init=init, max_iter=1)  # a single step is already on the line
     torch.testing.assert_close(one.curve, gl.straight_line(z0, z1, 20), atol=1e-6, rtol=0)
     assert int(fast.iterations.max()) <= 3 < int(slow.iterations.max())
-    torch.testing.assert_close(fast.curve, gl.straight_line(z0, z1, 20), atol=1e-7, rtol=0)
+    torch.testing.assert_close(fast.curve, gl.straight_line(z0, z1, 20), atol=1e-6, rtol=0)
     torch.testing.assert_close(slow.curve, fast.curve, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="precondition"):
         gl.geodesic(G, z0, z1, precondition="newton")
