@@ -153,6 +153,19 @@ class _ChordEnergy:
         return A, C
 
 
+    def length_error(self, c, Xi, L):
+        """From φ at the T-1 cubic midpoints (φ at the nodes is known): chords x_n → x_m → x_{n+1}."""
+        X0, X1 = self.ends
+        with torch.no_grad():
+            try:
+                Xm = self.phi(_cubic_midpoints(c))  # (B, T-1, D)
+            except _DOMAIN_ERRORS:  # an inserted point outside the decoder's domain: no estimate
+                return torch.full_like(L, float("nan"))
+            X = torch.cat([X0[:, None], Xi, X1[:, None]], 1)  # (B, T, D)
+            Lf = (torch.linalg.vector_norm(Xm - X[:, :-1], dim=-1) + torch.linalg.vector_norm(X[:, 1:] - Xm, dim=-1)).sum(-1)
+        return _relative_change(Lf, L)
+
+
 class _MetricEnergy:
     """E = ½ (T-1) Σ_n s_n² with the metric's own steps (``curve_sqlen``): gradient by autograd; start matrix the
     Hessian with G frozen at the midpoints c̄_n, blocks (T-1)(G(c̄_{n-1}) + G(c̄_n)) and −(T-1) G(c̄_n)."""
@@ -176,6 +189,18 @@ class _MetricEnergy:
         with torch.no_grad():
             Gm = self.k * self.metric(0.5 * (c[:, 1:] + c[:, :-1]))  # (b, T-1, d, d)
         return Gm[:, :-1] + Gm[:, 1:], -Gm[:, 1:-1]
+
+    def length_error(self, c, _, L):
+        """From the metric's own steps on the refined curves (B, 2T-1, d); NaN where an inserted point is outside
+        the metric's domain."""
+        B, T, d = c.shape
+        fine = torch.cat([torch.stack([c[:, :-1], _cubic_midpoints(c)], 2).reshape(B, 2 * (T - 1), d), c[:, -1:]], 1)
+        try:
+            with torch.no_grad():
+                Lf = self.metric.curve_sqlen(fine).clamp_min(0).sqrt().sum(-1)
+        except _DOMAIN_ERRORS:
+            return torch.full_like(L, float("nan"))
+        return _relative_change(Lf, L)
 
 
 def _laplacian_blocks(b, n, d, k, like):
@@ -278,14 +303,15 @@ def geodesic(G, z0: torch.Tensor, z1: torch.Tensor, T: int = 32, *, init=None, g
                 euclid=torch.full((B,), precondition == "euclidean", dtype=torch.bool, device=dev), ends=ends,
                 ridge=energy.ridge)
     head, filled = 0, 0
-    x_out, s2_out = x.clone(), s2.clone()
+    x_out, s2_out, aux_out = x.clone(), s2.clone(), aux.clone()  # aux: φ at the interior points (chord steps)
     converged = torch.zeros(B, dtype=torch.bool, device=dev)
     iterations = torch.zeros(B, dtype=torch.long, device=dev)
     reason = [""] * B
 
     def finish(mask, ok, why):  # pairs of the rows in mask stop: write them out, drop them from the batch
         r = st.rows[mask]
-        x_out[r], s2_out[r], converged[r], iterations[r] = st.x[mask], st.s2[mask], ok, st.its[mask]
+        x_out[r], s2_out[r], aux_out[r] = st.x[mask], st.s2[mask], st.aux[mask]
+        converged[r], iterations[r] = ok, st.its[mask]
         for i, w in zip(r.tolist(), why):
             reason[i] = w
         st.keep(~mask)
@@ -423,30 +449,28 @@ def geodesic(G, z0: torch.Tensor, z1: torch.Tensor, T: int = 32, *, init=None, g
     s2_out = s2_out.clamp_min(0)  # the squared steps of each returned curve, as the metric measures them
     L = s2_out.sqrt().sum(-1)
     return GeodesicResult(curve=curve, length=L, energy=0.5 * k * s2_out.sum(-1), converged=converged,
-                          iterations=iterations, reason=tuple(reason), length_error=_length_error(metric, curve, L))
+                          iterations=iterations, reason=tuple(reason), length_error=energy.length_error(curve, aux_out, L))
 
 
-def _length_error(metric: Metric, c: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
-    """2 |L(c') − L(c)| / L(c), c' = the curves c (B, T, d) with every step halved, the new points from cubic
-    interpolation of the nodes (quadratic in the first and last step). The interpolation error is O(Δt⁴), so c'
-    follows the same smooth curve, and L(c') − L(c) is the change of the length under refinement: for a step rule
-    of order p the remaining error is (2^p − 1)⁻¹ times that, so the factor 2 covers p ≥ 1 (chords and midpoints
-    are second order, KL steps first). Where T does not resolve how G varies along the curve (steps that jump over
-    a region of large G) the change, and so the estimate, is large. 0 where L = 0."""
-    B, T, d = c.shape
+def _cubic_midpoints(c: torch.Tensor) -> torch.Tensor:
+    """The points halfway along each step of curves c (B, T, d), by cubic interpolation of the nodes (quadratic in
+    the first and last step): shape (B, T-1, d). Their error is O(Δt⁴) on a smooth curve."""
+    T = c.shape[1]
     if T == 2:
-        mid = 0.5 * (c[:, :1] + c[:, 1:])
-    else:
-        first = (3 * c[:, :1] + 6 * c[:, 1:2] - c[:, 2:3]) / 8
-        last = (-c[:, -3:-2] + 6 * c[:, -2:-1] + 3 * c[:, -1:]) / 8
-        inner = (-c[:, :-3] + 9 * c[:, 1:-2] + 9 * c[:, 2:-1] - c[:, 3:]) / 16
-        mid = torch.cat([first, inner, last], 1) if T > 3 else torch.cat([first, last], 1)  # (B, T-1, d)
-    fine = torch.cat([torch.stack([c[:, :-1], mid], 2).reshape(B, 2 * (T - 1), d), c[:, -1:]], 1)  # (B, 2T-1, d)
-    try:
-        with torch.no_grad():
-            Lf = metric.curve_sqlen(fine).clamp_min(0).sqrt().sum(-1)
-    except _DOMAIN_ERRORS:  # an inserted point outside the metric's domain: no estimate
-        return torch.full_like(L, float("nan"))
+        return 0.5 * (c[:, :1] + c[:, 1:])
+    first = (3 * c[:, :1] + 6 * c[:, 1:2] - c[:, 2:3]) / 8
+    last = (-c[:, -3:-2] + 6 * c[:, -2:-1] + 3 * c[:, -1:]) / 8
+    inner = (-c[:, :-3] + 9 * c[:, 1:-2] + 9 * c[:, 2:-1] - c[:, 3:]) / 16
+    return torch.cat([first, inner, last], 1) if T > 3 else torch.cat([first, last], 1)
+
+
+def _relative_change(Lf: torch.Tensor, L: torch.Tensor) -> torch.Tensor:
+    """The length_error estimate 2 |L' − L| / L from the refined length L' (0 where L = 0).
+
+    L' is the length of the same curve with every step halved at cubic midpoints, so L' − L is the change of the
+    length under refinement: for a step rule of order p the remaining error is (2^p − 1)⁻¹ times that, and the
+    factor 2 covers p ≥ 1 (chords and midpoints are second order, KL steps first). Where T does not resolve how G
+    varies along the curve (steps that jump over a region of large G) the change, and so the estimate, is large."""
     return torch.where(L > 0, 2 * (Lf - L).abs() / L.clamp_min(torch.finfo(L.dtype).tiny), torch.zeros_like(L))
 
 
