@@ -353,7 +353,7 @@ def geodesic(G, z0: torch.Tensor, z1: torch.Tensor, T: int = 32, *, init=None, g
         if bool(final.any()):
             why = [("converged" if ok_i else f"max_iter={max_iter} reached (gᵀH⁻¹g = {rl:.2g}·E > tol·E)")
                    for ok_i, rl in zip(done[final].tolist(), rel[final].tolist())]
-            r, gr = r[~final], gr[~final]
+            r, gr, rel = r[~final], gr[~final], rel[~final]
             finish(final, done[final], why)
             b = st.rows.numel()
             if b == 0:

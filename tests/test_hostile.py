@@ -465,3 +465,18 @@ def test_distance_matrix_on_the_wall():
     assert float(top.length) > 1000 and bool(top.converged)  # T = 3: over the top of it (height 10³)
     around = gl.geodesic(G, Z[0], Z[3], T=3, init="graph", graph_points=torch.cat([Z, 2 * Z]))
     assert float(around.length) < 4
+
+
+def test_a_pair_that_stalls_while_another_finishes_in_the_same_iteration():
+    """Regression: one pair converges (z0 = z1) at the check of iteration 1 while the other finds no feasible step
+    in that iteration's line search (Euclidean start matrix: no retry); the batch bookkeeping keeps them apart."""
+
+    def dec(z):
+        out = z[..., 1] > 0
+        scale = torch.where(out, torch.full_like(z[..., 1], float("nan")), torch.exp(z[..., 1]))
+        return Normal(z[..., 0], scale, validate_args=False)
+
+    z0, z1 = T64([0.0, 0.0], [0.5, -1.0]), T64([2.0, 0.0], [0.5, -1.0])
+    res = gl.geodesic(gl.fisher_pullback(dec, step="midpoint"), z0, z1, T=16, precondition="euclidean")
+    assert res.converged.tolist() == [False, True] and res.iterations.tolist() == [1, 0]
+    assert "no feasible step" in res.reason[0] and res.reason[1] == "converged" and float(res.length[1]) == 0
