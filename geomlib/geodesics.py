@@ -152,7 +152,6 @@ class _ChordEnergy:
                     C[s:s + step] = -scale * JJ[pos[:m - 1] % n != n - 1].reshape(-1, n - 1, d, d)
         return A, C
 
-
     def length_error(self, c, Xi, L):
         """From φ at the T-1 cubic midpoints (φ at the nodes is known): chords x_n → x_m → x_{n+1}."""
         X0, X1 = self.ends
@@ -162,7 +161,8 @@ class _ChordEnergy:
             except _DOMAIN_ERRORS:  # an inserted point outside the decoder's domain: no estimate
                 return torch.full_like(L, float("nan"))
             X = torch.cat([X0[:, None], Xi, X1[:, None]], 1)  # (B, T, D)
-            Lf = (torch.linalg.vector_norm(Xm - X[:, :-1], dim=-1) + torch.linalg.vector_norm(X[:, 1:] - Xm, dim=-1)).sum(-1)
+            Lf = (torch.linalg.vector_norm(Xm - X[:, :-1], dim=-1)
+                  + torch.linalg.vector_norm(X[:, 1:] - Xm, dim=-1)).sum(-1)
         return _relative_change(Lf, L)
 
 
@@ -256,13 +256,16 @@ def geodesic(G, z0: torch.Tensor, z1: torch.Tensor, T: int = 32, *, init=None, g
     memory, step size and stopping time (finished pairs leave the batch, which is then compacted, so later
     iterations index nothing). The start matrix H0 of each step is block tridiagonal, the energy's Hessian with
     what varies slowly frozen: for decoded-chord steps (``pullback``, ``expected_pullback``) the Gauss–Newton
-    matrix of the least-squares energy, with J from d forward-difference passes; for other metrics the
-    "metric Laplacian" with G(c̄_n) at the midpoints. L-BFGS's memory adds what the freezing leaves out, so the
-    iteration count hardly depends on T or on how unevenly G scales space (on benchmarks/bench_geodesics.py's
-    decoder the hardest of 16 pairs needs 5 iterations, 37 with a Euclidean start matrix). H0 is factorised by
-    one dense Cholesky call for (T-2)d ≤ 96, by block cyclic reduction above (O(T d³), geomlib/_blocktri.py).
-    Per iteration: one energy-and-gradient evaluation (one forward and one vector-Jacobian product through the
-    decoder for chord steps; plus backtracking when the full step is rejected); every ``refresh`` iterations H0.
+    matrix of the least-squares energy, with J from finite differences (d or 2d extra forward passes, see
+    ``_ChordEnergy.blocks``); for other metrics the "metric Laplacian" with G(c̄_n) at the midpoints. L-BFGS's
+    memory adds what the freezing leaves out, so the iteration count hardly depends on T or on how unevenly G
+    scales space (on benchmarks/bench_geodesics.py's decoder the hardest of 16 pairs needs 7 iterations, 38 with
+    a Euclidean start matrix). H0 is factorised by one dense Cholesky call for (T-2)d ≤ 96, by block cyclic
+    reduction above (O(T d³) time and O(T d²) memory per pair, geomlib/_blocktri.py). Per iteration: one
+    energy-and-gradient evaluation (for chord steps one forward pass and one vector-Jacobian product through the
+    decoder, whose cotangent 2x_n − x_{n-1} − x_{n+1} is known in closed form); more only when the line search
+    backtracks (by quadratic interpolation); every ``refresh`` iterations H0. At the end one more forward pass at
+    the T-1 step midpoints for ``length_error``.
     """
     z0, z1 = _checks.endpoints(z0, z1)
     if z0.dim() > 2:
@@ -363,7 +366,7 @@ def geodesic(G, z0: torch.Tensor, z1: torch.Tensor, T: int = 32, *, init=None, g
         step = torch.ones_like(st.E)
         new = None  # the accepted trial state (x, E, g, s², aux), filled in where a step is accepted
         pending = torch.ones(b, dtype=torch.bool, device=dev)
-        failure = torch.zeros(b, dtype=torch.long, device=dev)  # last rejected trial: 1 raised, 2 NaN/inf, 3 no decrease
+        failure = torch.zeros(b, dtype=torch.long, device=dev)  # last rejected trial: 1 raised, 2 NaN/inf, 3 else
         last_err = None
         for attempt in range(30):
             pi = None if attempt == 0 else pending.nonzero().squeeze(1)
@@ -394,7 +397,9 @@ def geodesic(G, z0: torch.Tensor, z1: torch.Tensor, T: int = 32, *, init=None, g
                     t[dst] = o[src]
                 pending[dst] = False
             rej = ~acc
-            kind = torch.where(torch.isfinite(Et), 3, 2) if okt is None else torch.where(okt, torch.where(torch.isfinite(Et), 3, 2), 1)
+            kind = torch.where(torch.isfinite(Et), 3, 2)
+            if okt is not None:
+                kind = torch.where(okt, kind, 1)
             failure[pos[rej]] = kind[rej]
             last_err = errt or last_err
             # the next trial: the minimiser of the parabola through E, the slope −gᵀr and E_t, kept in [0.1, 0.5]·step
@@ -449,7 +454,8 @@ def geodesic(G, z0: torch.Tensor, z1: torch.Tensor, T: int = 32, *, init=None, g
     s2_out = s2_out.clamp_min(0)  # the squared steps of each returned curve, as the metric measures them
     L = s2_out.sqrt().sum(-1)
     return GeodesicResult(curve=curve, length=L, energy=0.5 * k * s2_out.sum(-1), converged=converged,
-                          iterations=iterations, reason=tuple(reason), length_error=energy.length_error(curve, aux_out, L))
+                          iterations=iterations, reason=tuple(reason),
+                          length_error=energy.length_error(curve, aux_out, L))
 
 
 def _cubic_midpoints(c: torch.Tensor) -> torch.Tensor:
@@ -713,9 +719,9 @@ def _warn_unresolved(err: torch.Tensor, what: str, stacklevel: int) -> None:
         bad = coarse.nonzero().squeeze(1).tolist()
         warnings.warn(f"{what}: {len(bad)} of {err.numel()} lengths may be off by more than {_RESOLUTION:.0%} from "
                       f"the discretisation (length_error up to {float(err.nan_to_num(float('inf')).max()):.3g}, "
-                      f"pairs {bad[:10]}{' ...' if len(bad) > 10 else ''}): the steps do not resolve how the metric varies "
-                      f"along these curves (T too small, or a curve crosses a point where G is singular, such as "
-                      f"a chart's pole); raise T", GeodesicWarning, stacklevel=stacklevel)
+                      f"pairs {bad[:10]}{' ...' if len(bad) > 10 else ''}): the steps do not resolve how the metric "
+                      f"varies along these curves (T too small, or a curve crosses a point where G is singular, "
+                      f"such as a chart's pole); raise T", GeodesicWarning, stacklevel=stacklevel)
 
 
 def distance(G, z0: torch.Tensor, z1: torch.Tensor, **kw) -> torch.Tensor:
@@ -733,7 +739,8 @@ def distance_matrix(G, Z: torch.Tensor, chunk: int = 1024, *, return_converged: 
     """Geodesic distances between all pairs of points Z shape=[N, d] -> shape=[N, N], symmetric, zero diagonal.
 
     Solves the N(N-1)/2 problems i < j in batches of ``chunk`` pairs (a larger batch shares the solver's
-    per-iteration overhead among more pairs, and needs proportionally more memory). Keyword arguments go to ``geodesic``.
+    per-iteration overhead among more pairs, and needs proportionally more memory). Keyword arguments go to
+    ``geodesic``.
     Warns (``GeodesicWarning``, with the reasons) when some problems did not converge, or when a length's estimated
     discretisation error (``GeodesicResult.length_error``) exceeds 1%; with
     ``return_converged=True`` also returns which did: (D, converged), converged shape=[N, N] bool, symmetric, True
