@@ -381,7 +381,7 @@ def geodesic(G, z0: torch.Tensor, z1: torch.Tensor, T: int = 32, *, init=None, g
                 if outt is not None:
                     Et[okt] = outt[0]
             Ea, gra, sa = (st.E, gr, 1.0) if pi is None else (st.E[pi], gr[pi], step[pi])
-            acc = Et < Ea - 1e-4 * sa * gra  # False for NaN; strict, so that round-off noise is no progress
+            acc = Et < Ea - 1e-4 * sa * gra  # False for NaN; strict: an unchanged energy (round-off) is no progress
             if pi is None and okt is None and bool(acc.all()):  # the common case: every full step accepted
                 new = (xt, *outt)
                 pending.zero_()
