@@ -7,6 +7,10 @@
 Both create ``.venv`` next to this file on first use and reinstall only when pyproject.toml or
 requirements/constraints.txt change. Extra arguments after ``test`` go to pytest
 (``python3 run.py test -k geodesic``), after ``lab`` to JupyterLab.
+
+And one more, for the course website (not part of the two commands' contract; same .venv, same pins):
+
+    python3 run.py site [--serve]   build the website into _build/html (Jupyter Book 2) and print its path
 """
 from __future__ import annotations
 
@@ -49,7 +53,8 @@ def ensure_venv() -> None:
     say("installing geomlib and its requirements (first run takes a few minutes)")
     constraints = ROOT / "requirements" / "constraints.txt"
     install_torch(constraints)
-    sh(PY, "-m", "pip", "install", "-q", "-c", constraints, "-e", f"{ROOT}[test]")
+    # the 'site' extra (Jupyter Book) too: the test suite builds the website (tests/test_site.py)
+    sh(PY, "-m", "pip", "install", "-q", "-c", constraints, "-e", f"{ROOT}[test,site]")
     STAMP.write_text(digest())
 
 
@@ -77,23 +82,40 @@ def install_torch(constraints: Path) -> None:
 
 
 def ensure_browser() -> None:
-    """Chromium for the end-to-end widget test, from Debian's packages (never a downloaded build)."""
-    if shutil.which("chromium") or os.environ.get("GEOMLIB_NO_BROWSER_INSTALL"):
+    """Chromium for the end-to-end browser tests, from Debian's packages (never a downloaded build)."""
+    ensure_debian(["chromium"], ["chromium"], "GEOMLIB_NO_BROWSER_INSTALL", "the browser test",
+                  "the browser test will be skipped with a message")
+
+
+def ensure_node() -> None:
+    """Node.js and npm for Jupyter Book 2 (the website), from Debian's packages (Jupyter Book would download a build)."""
+    ensure_debian(["node", "npm"], ["nodejs", "npm"], "GEOMLIB_NO_NODE_INSTALL", "the website build",
+                  "install Node.js 18 or newer with npm to build the website")
+
+
+def ensure_debian(commands: list[str], packages: list[str], opt_out: str, purpose: str, otherwise: str) -> None:
+    """apt-get install Debian's ``packages`` unless all ``commands`` are on PATH (or ``$opt_out`` is set); as root only."""
+    if all(shutil.which(c) for c in commands) or os.environ.get(opt_out):
         return
+    names = " and ".join(packages)
     apt = shutil.which("apt-get")
     if apt is None or not hasattr(os, "geteuid") or os.geteuid() != 0:
-        say("no chromium and no root apt-get here: the browser test will be skipped with a message")
+        say(f"no {names} and no root apt-get here: {otherwise}")
         return
-    say("installing Debian's chromium for the browser test")
+    say(f"installing Debian's {names} for {purpose}")
     env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
     try:
         sh(apt, "-qq", "update", env=env, stdout=subprocess.DEVNULL)
-        sh(apt, "-qq", "install", "-y", "--no-install-recommends", "chromium", env=env, stdout=subprocess.DEVNULL)
+        sh(apt, "-qq", "install", "-y", "--no-install-recommends", *packages, env=env, stdout=subprocess.DEVNULL)
     except subprocess.CalledProcessError as err:
-        say(f"could not install chromium ({err}); the browser test will be skipped with a message")
+        say(f"could not install {names} ({err}); {otherwise}")
 
 
 def main(argv: list[str]) -> int:
+    if argv and argv[0] == "site":  # the website: site/build.py (see its docstring and README.md)
+        ensure_venv()
+        ensure_node()
+        return wait([PY, ROOT / "site" / "build.py", *argv[1:]], dict(os.environ, PYTHONHASHSEED="0"))
     if not argv or argv[0] not in {"lab", "test"}:
         print(__doc__)
         return 2
@@ -106,6 +128,7 @@ def main(argv: list[str]) -> int:
         return wait([PY, "-m", "jupyterlab", f"--ServerApp.root_dir={ROOT}",
                      "--LabApp.default_url=/lab/tree/lectures/00_index.ipynb", *root, *rest], env)
     ensure_browser()
+    ensure_node()  # the website test builds the site
     # exercises/ are not run by nbval: as shipped they must fail their checks (tests/test_exercises.py runs them)
     args = rest if any(_is_path(a) for a in rest) else \
         [*rest, *(p for p in ("tests", "lectures", "solutions") if (ROOT / p).is_dir())]

@@ -6,31 +6,45 @@ where geomlib has no such function, by an independent oracle such as ``torch.dis
 questions are functions of no arguments that return a number (or a few numbers); their messages never show the
 expected value, since it is the answer. A function that changes its arguments in place fails.
 
+Two optional extras, both off by default so that an entry written as ``Exercise(id, name, title, argnames, cases,
+reference)`` with plain ``Case(args, label)`` inputs works as it always did:
+
+* **hidden checks**: a ``Case(..., public=False)`` is tried only by the grader, never by ``check(...)`` in the
+  notebook, and its inputs are never shown to the learner (the exercise's points need every case, public and hidden);
+* **per-student numbers**: an exercise with ``params`` (see ``coursekit.params``) gets its cases as
+  ``cases(values)``, with the values drawn for the student's id (the defaults, the example version, for no id);
+  questions get theirs from ``PER_STUDENT`` below and read them in the reference as ``case.hidden["params"]``.
+
 This module never prints and never shows solution code; ``coursekit.checks`` (in the notebook) and
-``coursekit.grade`` (for the teacher) build their messages from ``call`` and ``judge`` below.
+``coursekit.grade`` (for the teacher) build their messages from ``call`` and ``judge`` (``coursekit.judging``,
+re-exported here).
 """
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Callable
 
 import torch
 
 from . import toys
+from .judging import Result, as_output, call, compare, describe, judge  # noqa: F401  (re-exported)
+from .params import Numbers, Param, draw
 
-__all__ = ["Case", "Exercise", "EXERCISES", "LECTURES", "exercise", "call", "judge", "Result"]
+__all__ = ["Case", "Exercise", "EXERCISES", "LECTURES", "PER_STUDENT", "exercise", "call", "judge", "Result"]
 
 f64 = torch.float64
 
 
 @dataclass(frozen=True)
 class Case:
-    """One input of a check: ``args`` go to the learner's function; ``hidden`` only to the reference."""
+    """One input of a check: ``args`` go to the learner's function; ``hidden`` only to the reference. A case with
+    ``public=False`` is a hidden check: only the grader runs it, and the learner never sees its inputs."""
 
     args: tuple
     label: str
     hidden: dict = field(default_factory=dict)
+    public: bool = True
 
 
 @dataclass(frozen=True)
@@ -44,10 +58,20 @@ class Exercise:
     points: int = 1
     rtol: float = 1e-5
     atol: float = 1e-7
+    params: tuple[Param, ...] = ()  # per-student numbers; then ``cases`` is called as ``cases(values)``
 
     @property
     def lecture(self) -> str:
         return f"{int(self.id.split('.')[0]):02d}"
+
+    def values(self, student=None) -> Numbers:
+        """This student's numbers for the exercise (the defaults for no id; empty without ``params``)."""
+        return draw(self.params, self.id, student)
+
+    def cases_for(self, student=None) -> list[Case]:
+        """The inputs for this student, public ones first and then the hidden ones (the order the checks run in)."""
+        cases = self.cases(self.values(student)) if self.params else self.cases()
+        return [c for c in cases if c.public] + [c for c in cases if not c.public]
 
 
 EXERCISES: dict[str, Exercise] = {}
@@ -88,11 +112,29 @@ def _no_args(label="your answer"):
     return lambda: [Case((), label)]
 
 
+# Questions whose numbers depend on the student: name, the example value, and the grid a student's value comes from
+# (wide enough that two students rarely share an answer within the tolerance: tests/test_params.py measures it).
+PER_STUDENT: dict[str, tuple[Param, ...]] = {
+    "1.4": (Param("x", 2.0, 1.0, 3.0, 0.01),),  # the observation
+    "2.4": (Param("p", 2.0, 1.2, 6.0, 0.01),),  # c(t) = (t^p, 0)
+    "3.4": (Param("r", 1.0, 0.5, 2.0, 0.05), Param("theta", math.pi, 1.5, 3.0, 0.05)),  # (r, 0) -> (r, theta)
+    "4.3": (Param("s", 3.0, 1.5, 4.0, 0.01),),  # h(z) = s R z
+    "5.3": (Param("a", 0.1, 0.05, 0.5, 0.01), Param("z1", 2.0, 1.0, 3.0, 0.1)),  # sigma = a |z|^2 at (z1, 0)
+    "6.4": (Param("p0", 0.1, 0.02, 0.3, 0.01), Param("p1", 0.9, 0.6, 0.98, 0.01)),  # Bernoulli(p0), Bernoulli(p1)
+}
+
+
 def _question(exercise_id: str, name: str, title: str, reference: Callable[[Case], torch.Tensor],
               atol: float) -> Exercise:
     """A question: ``name()`` takes no arguments and returns a number (or a few). Right when every number is within
-    ``atol`` of the reference (no relative part, so the tolerance the notebook states is the whole story)."""
-    return _register(Exercise(exercise_id, name, title, (), _no_args(), reference, rtol=0.0, atol=atol))
+    ``atol`` of the reference (no relative part, so the tolerance the notebook states is the whole story). With an
+    entry in ``PER_STUDENT`` its numbers are the student's, in ``case.hidden["params"]``."""
+    params = PER_STUDENT.get(exercise_id, ())
+
+    def cases(values=draw(params, exercise_id)):
+        return [Case((), "your answer", {"params": Numbers(values)})]
+
+    return _register(Exercise(exercise_id, name, title, (), cases, reference, rtol=0.0, atol=atol, params=params))
 
 
 # ---------------------------------------------------------------------------------------------- Lecture 1
@@ -168,10 +210,11 @@ _register(Exercise("1.3", "elbo_estimate", "Monte Carlo ELBO of a Gaussian decod
                    ("x", "q_mu", "q_sigma", "eps", "mu", "sigma"), _elbo_cases, _ref_elbo))
 
 
-def _ref_1_4(_):
-    # p(z) = N(0, 1), p(x|z) = N(z, 1), x = 2: the gap log p(x) − ELBO(q) is KL(q ‖ p(z|x)), p(z|x) = N(1, 1/2)
+def _ref_1_4(k):
+    # p(z) = N(0, 1), p(x|z) = N(z, 1): the gap log p(x) − ELBO(q) is KL(q ‖ p(z|x)), p(z|x) = N(x/2, 1/2)
+    x = k.hidden["params"]["x"]
     q, posterior = _normal(torch.tensor(0.0, dtype=f64), torch.tensor(1.0, dtype=f64)), \
-        _normal(torch.tensor(1.0, dtype=f64), torch.tensor(0.5, dtype=f64).sqrt())
+        _normal(torch.tensor(x / 2, dtype=f64), torch.tensor(0.5, dtype=f64).sqrt())
     return torch.distributions.kl_divergence(q, posterior)
 
 
@@ -188,6 +231,8 @@ def _curves(seed):
              "three unit steps around a square (uneven speed is fine)"),
         Case((_randn(g, 4, 7, 3),), "a batch of 4 random curves, T=7 points in d=3"),
         Case((_randn(g, 2, 3, 5, 2),), "a 2×3 batch of curves, T=5, d=2 (two batch dimensions)"),
+        Case((_randn(g, 50, 1).cumsum(0),), "one curve of T=50 points in d=1, no batch dimension", public=False),
+        Case((_randn(g, 2, 1, 3, 2, 4),), "a 2×1×3 batch of curves, T=2, d=4 (three batch dimensions)", public=False),
     ]
 
 
@@ -211,14 +256,14 @@ _register(Exercise("2.3", "decoded_length", "length of the decoded polygon", ("c
                    lambda k: _gl().data_length(*k.args)))
 
 
-def _ref_2_4(_):
+def _ref_2_4(k):
     gl = _gl()
     t = torch.linspace(0, 1, 101, dtype=f64)
-    c = torch.stack([t**2, torch.zeros_like(t)], -1)
+    c = torch.stack([t ** k.hidden["params"]["p"], torch.zeros_like(t)], -1)
     return gl.length(c) ** 2 / (2 * gl.energy(c))
 
 
-_question("2.4", "answer_2_4", "L²/(2E) for c(t) = (t², 0)", _ref_2_4, atol=2e-3)
+_question("2.4", "answer_2_4", "L²/(2E) for c(t) = (t^p, 0)", _ref_2_4, atol=1e-3)
 
 # ---------------------------------------------------------------------------------------------- Lecture 3
 
@@ -247,6 +292,9 @@ def _metric_curves():
         Case((line, polar_metric), "G = diag(1, r²) (polar), the line r=1, θ from 0 to π (T=17)"),
         Case((_randn(g, 3, 5, 2), toys.conformal), "G = (1 + ‖z‖²) I, 3 random curves, T=5, d=2"),
         Case((_randn(g, 2, 4, 3), toys.conformal), "G = (1 + ‖z‖²) I, 2 random curves, T=4, d=3"),
+        Case((_randn(g, 4, 2, 1), toys.conformal), "G = (1 + z²) in d=1, 4 curves of T=2", public=False),
+        Case((_randn(g, 12, 2), polar_metric), "G = diag(1, r²), one random curve of T=12, no batch dimension",
+             public=False),
     ]
 
 
@@ -275,9 +323,9 @@ _register(Exercise("3.3", "energy_step", "one gradient step on the decoded-curve
                    _step_cases, _ref_step))
 
 
-def _ref_3_4(_):
-    gl = _gl()
-    c = gl.straight_line(torch.tensor([1.0, 0.0], dtype=f64), torch.tensor([1.0, math.pi], dtype=f64), 256)
+def _ref_3_4(k):
+    gl, r, theta = _gl(), k.hidden["params"]["r"], k.hidden["params"]["theta"]
+    c = gl.straight_line(torch.tensor([r, 0.0], dtype=f64), torch.tensor([r, theta], dtype=f64), 256)
     return gl.length(c, gl.pullback(toys.polar, step="midpoint"))  # exact on this curve: G is constant along it
 
 
@@ -331,10 +379,10 @@ _register(Exercise("4.2", "metric_angle", "the angle between tangent vectors und
                    _angle_cases, lambda k: _gl().angle(_gl().pullback(k.hidden["f"]), k.hidden["z"], *k.args[1:])))
 
 
-def _ref_4_3(_):
+def _ref_4_3(k):
     gl = _gl()
     f = toys.mlp(0)
-    A = 3 * torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=f64)
+    A = k.hidden["params"]["s"] * torch.tensor([[0.0, -1.0], [1.0, 0.0]], dtype=f64)
     c = gl.straight_line(torch.tensor([-1.0, 0.0], dtype=f64), torch.tensor([1.0, 1.0], dtype=f64), 64)
     ct = c @ A.T
     f_new = lambda zt: f(zt @ torch.linalg.inv(A).T)
@@ -343,7 +391,7 @@ def _ref_4_3(_):
     return torch.stack([latent, pulled])
 
 
-_question("4.3", "answer_4_3", "length ratios after z̃ = 3Rz", _ref_4_3, atol=1e-3)
+_question("4.3", "answer_4_3", "length ratios after z̃ = sRz", _ref_4_3, atol=1e-3)
 
 # ---------------------------------------------------------------------------------------------- Lecture 5
 
@@ -381,11 +429,11 @@ _register(Exercise("5.2", "expected_energy", "the discrete expected curve energy
                    _energy_cases, lambda k: _gl().data_energy(k.args[0], _cat(*k.args[1:]))))
 
 
-def _ref_5_3(_):
-    gl = _gl()
+def _ref_5_3(k):
+    gl, a, z1 = _gl(), k.hidden["params"]["a"], k.hidden["params"]["z1"]
     mu = lambda z: z
-    sigma = lambda z: 0.1 * (z * z).sum(-1, keepdim=True)
-    return gl.volume(gl.pullback(_cat(mu, sigma)), torch.tensor([2.0, 0.0], dtype=f64))
+    sigma = lambda z: a * (z * z).sum(-1, keepdim=True)
+    return gl.volume(gl.pullback(_cat(mu, sigma)), torch.tensor([z1, 0.0], dtype=f64))
 
 
 _question("5.3", "answer_5_3", "volume element of the expected metric", _ref_5_3, atol=1e-3)
@@ -405,6 +453,10 @@ def _kl_cases():
         Case((_rand(g, 4, 6, lo=0.05, hi=0.95), _rand(g, 4, 6, lo=0.05, hi=0.95)), "4 pairs, D=6 pixels"),
         Case((_rand(g, 2, 3, 5, lo=0.001, hi=0.999), _rand(g, 2, 3, 5, lo=0.001, hi=0.999)),
              "a 2×3 batch, D=5, probabilities near 0 and 1"),
+        Case((_rand(g, 7, 1, lo=1e-6, hi=1e-3), _rand(g, 7, 1, lo=0.2, hi=0.8)), "7 pairs, D=1, p below 1e-3",
+             public=False),
+        Case((_rand(g, 40, lo=0.05, hi=0.95), _rand(g, 40, lo=0.05, hi=0.95)), "one pair, D=40, no batch dimension",
+             public=False),
     ]
 
 
@@ -449,194 +501,15 @@ _register(Exercise("6.3", "bernoulli_fisher_metric", "the pulled-back Fisher–R
                    ("J", "p"), _fisher_cases, _ref_fisher))
 
 
-def _ref_6_4(_):
-    gl = _gl()
-    c = gl.straight_line(torch.tensor([0.1], dtype=f64), torch.tensor([0.9], dtype=f64), 2001)
+def _ref_6_4(k):
+    gl, p0, p1 = _gl(), k.hidden["params"]["p0"], k.hidden["params"]["p1"]
+    c = gl.straight_line(torch.tensor([p0], dtype=f64), torch.tensor([p1], dtype=f64), 2001)
     return gl.length(c, lambda p: (1 / (p * (1 - p)))[..., None])
 
 
-_question("6.4", "answer_6_4", "Fisher–Rao distance between Bernoulli(0.1) and Bernoulli(0.9)", _ref_6_4,
+_question("6.4", "answer_6_4", "Fisher–Rao distance between Bernoulli(p0) and Bernoulli(p1)", _ref_6_4,
           atol=1e-3)
 
 LECTURES: dict[str, list[str]] = {}
 for _id, _ex in EXERCISES.items():
     LECTURES.setdefault(_ex.lecture, []).append(_id)
-
-# ---------------------------------------------------------------------------------------------- calling and judging
-
-
-@dataclass(frozen=True)
-class Result:
-    """The verdict on one exercise: ``points`` of ``max_points`` and a message for a human."""
-
-    id: str
-    name: str
-    points: int
-    max_points: int
-    status: str  # "pass", "fail", "not implemented", "missing", "error"
-    message: str
-
-    @property
-    def passed(self) -> bool:
-        return self.status == "pass"
-
-
-def _clone(x):
-    return x.detach().clone() if isinstance(x, torch.Tensor) else x
-
-
-def _detached(x, depth: int = 0):
-    """x with every tensor in it (also inside lists and tuples) detached, so that converting it neither warns nor
-    keeps a graph."""
-    if isinstance(x, torch.Tensor):
-        return x.detach()
-    if isinstance(x, (list, tuple)):
-        if depth > 8:
-            raise TypeError("returned lists nested too deeply, expected a tensor or a number")
-        return [_detached(v, depth + 1) for v in x]
-    return x
-
-
-def as_output(x) -> torch.Tensor:
-    """What a learner returned, as a plain float64 CPU tensor; TypeError (with what it was) if not numeric."""
-    if isinstance(x, torch.Tensor):
-        if x.is_complex() or x.dtype == torch.bool:
-            raise TypeError(f"returned a tensor of dtype {x.dtype}, expected real numbers")
-        x = x.detach().to("cpu", torch.float64)
-        return torch.empty(x.shape, dtype=torch.float64).copy_(x)  # a plain Tensor, whatever subclass came in
-    if isinstance(x, bool) or x is None or isinstance(x, str):
-        raise TypeError(f"returned {type(x).__name__} {x!r:.40}, expected a tensor or a number")
-    try:
-        return torch.as_tensor(_detached(x), dtype=torch.float64).clone()
-    except Exception:
-        raise TypeError(f"returned a {type(x).__name__}, expected a tensor or a number") from None
-
-
-def _changed(before: torch.Tensor, after: torch.Tensor) -> bool:
-    """Whether the learner's function changed a tensor it was given (its values, shape or dtype)."""
-    if after.shape != before.shape or after.dtype != before.dtype:
-        return True
-    return not torch.equal(after.detach(), before)
-
-
-def call(ex: Exercise, fn: Any, case: Case) -> tuple[str, Any]:
-    """Run the learner's ``fn`` on one case: ("ok", tensor), ("not implemented", None), ("fail", message) when it
-    changed one of its arguments in place, or ("error", message).
-
-    The function gets copies of the inputs; afterwards they are compared with the originals, because a function
-    that changes the caller's tensor (``c -= lr * g``, ``c.unsqueeze_(0)``) is wrong even when what it returns is
-    right. Never raises for anything the learner's function does (KeyboardInterrupt and SystemExit excepted:
-    those belong to whoever runs us).
-    """
-    if not callable(fn):
-        return "error", f"{ex.name} should be a function, got {type(fn).__name__}"
-    given = [_clone(a) for a in case.args]
-    try:
-        out = fn(*given)
-    except NotImplementedError:
-        return "not implemented", None
-    except Exception as err:  # the learner's bug: report it, never propagate it
-        return "error", f"raised {type(err).__name__}: {_short(str(err), 200)}"
-    for name, before, after in zip(ex.argnames, case.args, given):
-        if isinstance(before, torch.Tensor) and isinstance(after, torch.Tensor) and _changed(before, after):
-            return "fail", (f"it changed its argument {name} in place; the caller's tensor must stay as it was "
-                            f"(compute a new tensor, e.g. start from {name} = {name}.clone())")
-    try:
-        return "ok", as_output(out)
-    except TypeError as err:
-        return "error", str(err)
-
-
-def _short(s: str, n: int) -> str:
-    s = "".join(ch if ch.isprintable() or ch == " " else " " for ch in str(s))
-    return s if len(s) <= n else s[: n - 1] + "…"
-
-
-def _fmt(t: torch.Tensor, n: int = 6) -> str:
-    flat = t.reshape(-1)
-    vals = ", ".join(f"{v:.6g}" for v in flat[:n].tolist())
-    more = ", …" if flat.numel() > n else ""
-    return f"{vals}" if t.dim() == 0 else f"[{vals}{more}]"
-
-
-def _shape(t) -> str:
-    return "a scalar" if t.dim() == 0 else f"shape {tuple(t.shape)}"
-
-
-def describe(ex: Exercise, case: Case) -> str:
-    """The input of a case in words, with the shapes of its tensors."""
-    shapes = [f"{n} {tuple(a.shape)}" for n, a in zip(ex.argnames, case.args) if isinstance(a, torch.Tensor)]
-    return case.label + (f" [{', '.join(shapes)}]" if shapes else "")
-
-
-def compare(ex: Exercise, expected: torch.Tensor, got: torch.Tensor) -> str | None:
-    """None when got matches expected (shape and values within rtol, atol); otherwise why not.
-
-    For a question (no arguments) the expected value is the solution, so the message never shows it: only that the
-    answer is not within the tolerance, and which of its numbers. Its numbers are compared in order, whatever the
-    shape they come in (``tensor([[1.08]])`` answers a one-number question)."""
-    expected = expected.detach().to("cpu", torch.float64)
-    if not ex.argnames:
-        return _compare_answer(ex, expected, got)
-    if got.numel() == expected.numel() == 1 and got.dim() <= 1 and expected.dim() <= 1:
-        got = got.reshape(expected.shape)  # a number is a number, whether float, 0-d or shape (1,)
-    if got.shape != expected.shape:
-        return f"expected {_shape(expected)}, got {_shape(got)}"
-    if not bool(torch.isfinite(got).all()):
-        return f"got non-finite values (NaN or inf): {_fmt(got)}"
-    if torch.allclose(got, expected, rtol=ex.rtol, atol=ex.atol):
-        return None
-    err = (got - expected).abs()
-    idx = tuple(int(i) for i in torch.unravel_index(err.argmax(), err.shape)) if err.dim() else ()
-    where = f" (largest at index {idx})" if idx else ""
-    return f"expected {_fmt(expected)}, got {_fmt(got)}: max |error| {err.max().item():.3g}{where}"
-
-
-def _numbers(n: int) -> str:
-    return "one number" if n == 1 else f"{n} numbers"
-
-
-def _compare_answer(ex: Exercise, expected: torch.Tensor, got: torch.Tensor) -> str | None:
-    want, have = expected.reshape(-1), got.reshape(-1)
-    if have.numel() != want.numel():
-        return f"expected {_numbers(want.numel())}, got {_numbers(have.numel())} ({_shape(got)})"
-    if not bool(torch.isfinite(have).all()):
-        return f"got non-finite values (NaN or inf): {_fmt(got)}"
-    bad = [i for i in range(want.numel()) if not abs(have[i].item() - want[i].item()) <= ex.atol + ex.rtol * abs(
-        want[i].item())]
-    if not bad:
-        return None
-    if want.numel() == 1:
-        return f"{_fmt(got)} is not within ±{ex.atol:g} of the right value"
-    which = ", ".join(str(i + 1) for i in bad)
-    return f"{_fmt(got)}: number{'s' if len(bad) > 1 else ''} {which} (of {want.numel()}) not within ±{ex.atol:g} " \
-        "of the right value"
-
-
-def judge(ex: Exercise, cases: list[Case], outcomes: list[tuple[str, Any]], expected: list[torch.Tensor]) -> Result:
-    """The verdict from the outcomes of ``call`` on the cases, in order (full points only when every case passes).
-
-    ``outcomes`` may stop early at its first failure; ``expected[i]`` is needed only where outcome i is "ok".
-    """
-    n = len(cases)
-
-    def res(status, msg, pts=0):
-        return Result(ex.id, ex.name, pts, ex.points, status, msg)
-
-    for i, (case, (status, value), exp) in enumerate(zip(cases, outcomes, expected)):
-        if status == "not implemented":
-            return res("not implemented", "not implemented yet (it raises NotImplementedError)")
-        where = f"input {i + 1}/{n}, {describe(ex, case)}" if ex.argnames else "your answer"
-        if status == "fail":  # the function changed its inputs
-            return res("fail", f"{where}: {_short(value, 300)}")
-        if status != "ok":
-            return res("error", f"{where}: {_short(value, 300)}")
-        if not isinstance(value, torch.Tensor) or type(value) is not torch.Tensor:
-            return res("error", f"{where}: the output could not be read")
-        why = compare(ex, exp, value)
-        if why is not None:
-            return res("fail", f"{where}: {why}")
-    if len(outcomes) < n:
-        return res("error", f"only {len(outcomes)} of {n} inputs could be checked (time ran out?)")
-    what = f"all {n} inputs" if ex.argnames else "your answer is right"
-    return res("pass", what, ex.points)

@@ -9,11 +9,15 @@ The solution notebooks in ``solutions/`` are the one source of truth. In a code 
 are replaced by ``raise NotImplementedError("Exercise 3.2")`` at the indentation of the BEGIN line. Cells tagged
 ``solution`` (cell metadata ``tags``) are dropped, e.g. the explanation of a conceptual answer. Outputs and
 execution counts are cleared. ``--check`` writes nothing and exits with status 1 when ``exercises/`` is out of date.
+
+``fill_in`` goes the other way, for tests and benchmarks of the grader: an exercise notebook as a student hands it
+in, with an id in ``student("...")`` and the solutions' code (or other code) in place of each exercise.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import re
 import sys
 from pathlib import Path
@@ -22,7 +26,7 @@ import nbformat
 
 from .catalog import EXERCISES
 
-__all__ = ["strip_solutions", "render", "generate", "ROOT"]
+__all__ = ["strip_solutions", "render", "generate", "solution_code", "fill_in", "ROOT"]
 
 ROOT = Path(__file__).resolve().parent.parent
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)### BEGIN SOLUTION(?:[ \t]+(?P<id>\S+))?[ \t]*$")
@@ -90,6 +94,44 @@ def generate(solutions: Path, exercises: Path, check: bool = False) -> list[str]
     extra = sorted(p.name for p in exercises.glob("*.ipynb") if p.name not in wanted)
     stale += [f"{n} (no solution notebook)" for n in extra]
     return stale
+
+
+def solution_code(solution: Path) -> dict[str, str]:
+    """Exercise id -> the lines between ``### BEGIN SOLUTION <id>`` and ``### END SOLUTION`` in a solution notebook."""
+    nb = nbformat.read(solution, as_version=4)
+    out = {}
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            lines, inside = cell.source.split("\n"), None
+            for line in lines:
+                m = BEGIN.match(line)
+                if m:
+                    inside = m.group("id")
+                    out[inside] = []
+                elif END.match(line):
+                    inside = None
+                elif inside is not None:
+                    out[inside].append(line)
+    return {k: "\n".join(v) for k, v in out.items()}
+
+
+def fill_in(name: str, student_id: str = "", code: dict[str, str] | None = None,
+            root: Path = ROOT) -> nbformat.NotebookNode:
+    """``exercises/<name>`` as a student hands it in: ``student("<student_id>")`` in place of ``student("")`` and, for
+    every exercise, ``code[id]`` (lines indented as in the solutions) or else the solution's code, in place of its
+    ``raise NotImplementedError``. A ValueError when an exercise is left unfilled."""
+    bodies = {**solution_code(root / "solutions" / name), **(code or {})}
+    nb = nbformat.read(root / "exercises" / name, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.source = cell.source.replace('me = student("")', f"me = student({json.dumps(student_id)})")
+            for ex_id, body in bodies.items():
+                cell.source = re.sub(rf'^[ \t]*raise NotImplementedError\("Exercise {re.escape(ex_id)}"\)$',
+                                     lambda _: body, cell.source, flags=re.M)
+    left = [c.source for c in nb.cells if c.cell_type == "code" and "raise NotImplementedError(" in c.source]
+    if left:
+        raise ValueError(f"{name}: no code for {left[0]!r:.80}")
+    return nb
 
 
 def main(argv=None) -> int:

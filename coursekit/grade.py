@@ -7,8 +7,13 @@ own fresh Python process (``coursekit._child``) with a time limit, a cap on its 
 directory; the child only reports what the learner's functions return on the checks' inputs, and this process
 compares those outputs with its own references. What the notebook prints or how it redefines ``check`` does not
 matter. When a student answers an exercise in several notebooks (``06_fisher_rao-Copy1.ipynb``), the best result
-counts and the others are marked ``duplicate``. Writes ``scores.csv`` and ``scores.json`` to ``--out`` and prints a
-table.
+counts and the others are marked ``duplicate``. Writes ``scores.csv``, ``scores.json`` and ``feedback/<student>.md``
+and ``.html`` (``coursekit.feedback``) to ``--out``, with ``--format canvas|moodle`` gradebook CSVs
+(``coursekit.export``), and prints a table. ``--jobs`` notebooks are graded at once (default: one per core).
+
+Each student is graded on their own numbers (per-student questions, ``coursekit.params``): the id is the name of the
+submission (``<student>.ipynb`` or ``<student>/``), never what the notebook declares with ``student(...)``; a ``note``
+row says when the two differ.
 
 Which exercises a notebook answers: ``--lecture`` if given, else the notebook's metadata (``coursekit.lecture``, set in
 the shipped notebooks), else a ``NN_`` prefix of its file name, else the lecture whose function names it defines.
@@ -34,7 +39,8 @@ from pathlib import Path
 
 import torch
 
-from . import catalog
+from . import catalog, export, feedback
+from .params import normalise
 
 __all__ = ["Row", "grade", "grade_notebook", "submissions", "hidden_entries", "totals", "main"]
 
@@ -54,7 +60,11 @@ class Row:
     points: int
     max_points: int | None  # None: unknown (no notebook, or its lecture could not be told)
     status: str  # pass, fail, error, not implemented, missing, duplicate (not counted), skipped, note (0/0, a remark)
-    message: str
+    message: str  # for the teacher: may show expected values and the hidden inputs
+    lecture: str | None = None  # "02"; None when it could not be told
+    hidden: str = ""  # the hidden checks: "" (none), pass, fail, error, "not run" (a public check failed first)
+    feedback: str = ""  # the message as the learner may read it: no reference value, no hidden input
+    hidden_feedback: str = ""  # the same for the hidden checks
 
 
 UNCOUNTED = ("duplicate", "note")  # rows that never enter a total
@@ -137,21 +147,36 @@ def _lecture(path: Path, cells: list[str] | None, meta: dict, forced: str | None
     return None
 
 
-_REFERENCES: dict[str, tuple[list[catalog.Case], list[torch.Tensor]]] = {}
+_REFERENCES: dict[tuple, tuple[list[catalog.Case], list[torch.Tensor]]] = {}
 _REF_LOCK = threading.Lock()
 
 
-def _references(ex: catalog.Exercise) -> tuple[list[catalog.Case], list[torch.Tensor]]:
-    """The cases and the reference answers of an exercise, computed once per process (notebooks are graded in
-    threads)."""
+def _references(ex: catalog.Exercise, student: str | None = None) -> tuple[list[catalog.Case], list[torch.Tensor]]:
+    """The cases and the reference answers of an exercise for a student's numbers, computed once per process and
+    version (notebooks are graded in threads; an exercise without per-student numbers has one version)."""
+    key = (ex.id, tuple(ex.values(student).items()))
     with _REF_LOCK:
-        if ex.id not in _REFERENCES:
-            cases = ex.cases()
-            _REFERENCES[ex.id] = cases, [ex.reference(c).detach() for c in cases]
-        return _REFERENCES[ex.id]
+        if key not in _REFERENCES:
+            cases = ex.cases_for(student)
+            _REFERENCES[key] = cases, [ex.reference(c).detach() for c in cases]
+        return _REFERENCES[key]
 
 
-def _run_child(cells: list[str], ids: list[str], timeout: float, memory_mb: int) -> tuple[dict | None, str]:
+def preload_references(table: dict[str, list[torch.Tensor]]) -> None:
+    """Use these reference answers (exercise id -> one tensor per case of the example version) instead of computing
+    them: the Gradescope autograder ships the ones its teacher's machine computed. A ValueError when they do not fit
+    the catalog's cases (an autograder built from another version of the course)."""
+    for ex_id, refs in table.items():
+        ex = catalog.exercise(ex_id)
+        cases = ex.cases_for(None)
+        if ex.params or len(refs) != len(cases) or not all(isinstance(r, torch.Tensor) for r in refs):
+            raise ValueError(f"the shipped references of exercise {ex_id} do not fit its {len(cases)} cases")
+        with _REF_LOCK:
+            _REFERENCES[(ex.id, ())] = cases, [r.detach() for r in refs]
+
+
+def _run_child(cells: list[str], ids: list[str], timeout: float, memory_mb: int,
+               student: str | None = None) -> tuple[dict | None, str]:
     """Run the cells in a fresh interpreter; (what it reported, a note on how it ended).
 
     The child's working directory is ``<box>/work`` in a folder of its own; its job, results and output log lie in
@@ -164,7 +189,8 @@ def _run_child(cells: list[str], ids: list[str], timeout: float, memory_mb: int)
         start = time.time()
         # the child stops its own checks a little before the hard limit, so that it can write what it found
         deadline = start + timeout - min(1.0, timeout / 20)
-        job.write_text(json.dumps({"cells": cells, "exercises": ids, "results": str(results), "deadline": deadline,
+        job.write_text(json.dumps({"cells": cells, "exercises": ids, "student": student, "results": str(results),
+                                   "deadline": deadline,
                                    "cell_timeout": max(1.0, timeout / 5), "call_timeout": max(1.0, timeout / 10)}),
                        encoding="utf-8")
         boot = (f"import sys; sys.path.insert(0, {str(ROOT)!r}); sys.argv = ['coursekit-child', {str(job)!r}]; "
@@ -246,26 +272,64 @@ def _why_missing(name: str, cells: list[str], notes: list[tuple[int, str, str]])
 
 
 def _verdict(ex: catalog.Exercise, entry, cells: list[str], notes: list[tuple[int, str, str]],
-             note: str) -> tuple[int, str, str]:
+             note: str, student: str | None = None) -> catalog.Result:
+    def res(status, msg):
+        return catalog.Result(ex.id, ex.name, 0, ex.points, status, msg, msg)
+
     if not isinstance(entry, dict):
-        return 0, "error", "not checked: " + (note or "no result")
+        return res("error", "not checked: " + (note or "no result"))
     if entry.get("missing"):
-        return 0, "missing", _clean(_why_missing(ex.name, cells, notes), 400)
+        return res("missing", _clean(_why_missing(ex.name, cells, notes), 400))
     outcomes = entry.get("outcomes")
     if not isinstance(outcomes, list):
-        return 0, "error", "not checked: malformed result"
+        return res("error", "not checked: malformed result")
     clean = []
     for o in outcomes:
         ok = isinstance(o, (list, tuple)) and len(o) == 2 and o[0] in ("ok", "not implemented", "error", "fail")
         if not ok:
-            return 0, "error", "not checked: malformed result"
+            return res("error", "not checked: malformed result")
         clean.append((o[0], o[1] if o[0] == "ok" else _clean(o[1])))
-    cases, expected = _references(ex)
+    cases, expected = _references(ex, student)
     r = catalog.judge(ex, cases, clean[: len(cases)], expected)
-    msg = r.message
-    if r.status == "error" and note and "only" in msg:
+    msg, feedback, hidden_feedback = r.message, r.feedback, r.hidden_feedback
+    if note and "could be checked" in msg:  # cut short: say how the run ended
         msg += f"; {note}"
-    return r.points, r.status, _clean(msg, 400)
+        if "could be checked" in hidden_feedback:
+            hidden_feedback += f"; {note}"
+        else:
+            feedback += f"; {note}"
+    return replace(r, message=_clean(msg, 400), feedback=_clean(feedback, 400),
+                   hidden_feedback=_clean(hidden_feedback, 400))
+
+
+def _identity_note(student: str, lec: str, cells: list[str], declared) -> tuple[str, str]:
+    """(for the teacher, for the learner) about the id the notebook declares with ``student(...)``, where it matters:
+    the notebook defines the function of a per-student exercise and did not declare the id it was handed in under.
+    The learner's version never repeats the id the notebook wrote (it may be a neighbour's)."""
+    code = "\n".join(cells)
+    if normalise(student) is None or not any(ex.params and re.search(rf"^[ \t]*def[ \t]+{ex.name}\b", code, flags=re.M)
+               for ex in map(catalog.exercise, catalog.LECTURES[lec])):
+        return "", ""  # no id to compare with, or no per-student exercise answered: whose numbers does not matter
+    declared = [d for d in declared if isinstance(d, str)] if isinstance(declared, list) else []
+    ran = f"its code ran with {student}'s numbers, which it is graded on"
+    if not declared:
+        if not re.search(r"\bstudent\s*\(", code):
+            return (f"the notebook never calls student(...): it showed the example numbers; {ran}",
+                    "the notebook never calls student(...), so it showed the example numbers; it was graded on "
+                    "your own numbers")
+        return (f"student(...) did not run (its cell failed or was cut short); {ran}",
+                "student(...) did not run (its cell failed or was cut short); the notebook was graded on your own "
+                "numbers")
+    mine = normalise(student)
+    others = sorted({d for d in declared if normalise(d) != mine})
+    if not others:
+        return "", ""
+    said = ", ".join(repr(d) if normalise(d) else "no id" for d in others)
+    safe = ("the notebook gives no id in student(...), so it showed the example numbers" if not any(
+        map(normalise, others)) else "the notebook declares another id in student(...) than the one it was handed in "
+        "under") + "; it was graded on the numbers of the id it was handed in under"
+    return f"the notebook declares {said} in student(...), not {student!r}, the name it was handed in under; {ran}", \
+        safe
 
 
 def grade_notebook(student: str, path: Path, timeout: float = 60, lecture: str | None = None,
@@ -276,24 +340,28 @@ def grade_notebook(student: str, path: Path, timeout: float = 60, lecture: str |
     cells, meta, error = _read_code_cells(path)
     lec = _lecture(path, cells, meta, lecture)
     if lec is None:
-        return [Row(student, label, "-", "-", 0, None, "error", error or "could not tell which lecture this "
-                    "notebook answers (no coursekit metadata, no NN_ file name, no known function names)")]
+        why = error or "could not tell which lecture this notebook answers (no coursekit metadata, no NN_ file " \
+                       "name, no known function names)"
+        return [Row(student, label, "-", "-", 0, None, "error", why, feedback=why)]
     ids = catalog.LECTURES[lec]
     if cells is None:
         return [Row(student, label, i, catalog.EXERCISES[i].name, 0, catalog.EXERCISES[i].points, "error",
-                    error) for i in ids]
-    report, note = _run_child(cells, ids, timeout, memory_mb)
+                    error, lec, feedback=error) for i in ids]
+    report, note = _run_child(cells, ids, timeout, memory_mb, student)
     report = report or {}
     notes = _cell_notes(report)
     entries = report.get("exercises") if isinstance(report.get("exercises"), dict) else {}
     rows = []
     for i in ids:
         ex = catalog.EXERCISES[i]
-        pts, status, msg = _verdict(ex, entries.get(i), cells, notes, note)
-        rows.append(Row(student, label, i, ex.name, pts, ex.points, status, msg))
-    timing = [text for _, kind, text in notes if kind == "time"]
-    if timing:
-        rows.append(Row(student, label, "-", "-", 0, 0, "note", _clean("; ".join(timing), 600)))
+        r = _verdict(ex, entries.get(i), cells, notes, note, student)
+        rows.append(Row(student, label, i, ex.name, r.points, ex.points, r.status, r.message, lec, r.hidden,
+                        r.feedback, r.hidden_feedback))
+    remarks = [text for _, kind, text in notes if kind == "time"]
+    who, who_safe = _identity_note(student, lec, cells, report.get("declared")) if report else ("", "")
+    if remarks or who:
+        rows.append(Row(student, label, "-", "-", 0, 0, "note", _clean("; ".join(remarks + [who] * bool(who)), 600),
+                        lec, feedback=_clean("; ".join(remarks + [who_safe] * bool(who)), 600)))
     return rows
 
 
@@ -317,17 +385,28 @@ def _mark_duplicates(rows: list[Row]) -> list[Row]:
         b = best.get((r.student, r.exercise))
         if b is not None and b[1] != k and r.status not in UNCOUNTED:
             kept = rows[b[1]]
-            r = replace(r, points=0, max_points=0, status="duplicate",
-                        message=_clean(f"not counted: {r.exercise} is also answered in {kept.notebook}, which counts "
-                                       f"({kept.points}/{kept.max_points}); this copy: {r.points}/{r.max_points}, "
-                                       f"{r.status}, {r.message}", 400))
+            head = f"not counted: {r.exercise} is also answered in {kept.notebook}, which counts " \
+                   f"({kept.points}/{kept.max_points}); this copy: {r.points}/{r.max_points}, {r.status}, "
+            r = replace(r, points=0, max_points=0, status="duplicate", message=_clean(head + r.message, 400),
+                        feedback=_clean(head + r.feedback, 400))
         out.append(r)
     return out
 
 
-def grade(folder: Path, timeout: float = 60, jobs: int = 1, lecture: str | None = None,
+def cores() -> int:
+    """The CPU cores this process may run on (its affinity where the platform says, else ``os.cpu_count()``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def grade(folder: Path, timeout: float = 60, jobs: int | None = None, lecture: str | None = None,
           memory_mb: int = MEMORY_MB, progress=None) -> list[Row]:
-    """Grade every submission in ``folder``; rows in the order of students, notebooks and exercises."""
+    """Grade every submission in ``folder``, ``jobs`` notebooks at a time (default: one per core); rows in the order
+    of students, notebooks and exercises. Each student is graded on their own numbers (the id is the name of the
+    submission: ``<student>.ipynb`` or ``<student>/``)."""
+    jobs = cores() if jobs is None else jobs
     tasks = []
     for student, notebooks, why in submissions(folder):
         if not notebooks:
@@ -338,7 +417,8 @@ def grade(folder: Path, timeout: float = 60, jobs: int = 1, lecture: str | None 
     def one(task):
         student, nb, why = task
         if nb is None:
-            return [Row(student, "-", "-", "-", 0, unknown, "skipped" if why.startswith("skipped") else "error", why)]
+            return [Row(student, "-", "-", "-", 0, unknown, "skipped" if why.startswith("skipped") else "error", why,
+                        lecture, feedback=why)]
         t0 = time.perf_counter()
         label = nb.name if nb.parent == folder else nb.relative_to(folder / student).as_posix()
         rows = grade_notebook(student, nb, timeout, lecture, memory_mb, label)
@@ -400,15 +480,25 @@ def main(argv=None) -> int:
     ap.add_argument("submissions", type=Path, help="folder of <student>.ipynb files or <student>/ folders")
     ap.add_argument("--out", type=Path, default=Path("grading-report"), help="where scores.csv/json go")
     ap.add_argument("--timeout", type=float, default=60, help="seconds per notebook (default 60)")
-    ap.add_argument("--jobs", type=int, default=1, help="notebooks graded in parallel (default 1)")
+    ap.add_argument("--jobs", type=int, default=cores(),
+                    help=f"notebooks graded at once (default: the number of cores, here {cores()})")
     ap.add_argument("--memory-mb", type=int, default=MEMORY_MB,
                     help=f"address-space limit per notebook in MiB, 0 for none (default {MEMORY_MB})")
     ap.add_argument("--lecture", choices=sorted(catalog.LECTURES), help="grade every notebook as this lecture")
+    export.add_arguments(ap)
     args = ap.parse_args(argv)
     if not args.submissions.is_dir():
         ap.error(f"{args.submissions} is not a folder")
     if args.timeout <= 0 or args.jobs < 1 or args.memory_mb < 0:
         ap.error("--timeout must be positive, --jobs at least 1 and --memory-mb not negative")
+    try:
+        export.parse_columns(args.column)
+        if args.roster and not args.format:
+            raise ValueError("--roster is for an export: give --format canvas or --format moodle too")
+        for fmt in args.format if args.roster else ():
+            export.read_roster(args.roster, args.roster_key or export.DEFAULT_KEY[fmt])
+    except (OSError, ValueError) as err:  # before grading, not after: a bad roster must not cost a whole run
+        ap.error(str(err))
     hidden = hidden_entries(args.submissions)
     if hidden:
         print(f"ignored hidden entries in {args.submissions}: {', '.join(hidden)}", file=sys.stderr)
@@ -416,7 +506,11 @@ def main(argv=None) -> int:
                  progress=lambda s: print(s, file=sys.stderr, flush=True))
     print(table(rows))
     csv_path, json_path = write_reports(rows, args.out)
-    print(f"\nwrote {csv_path} and {json_path}")
+    written = feedback.write_feedback(rows, args.out / "feedback")
+    print(f"\nwrote {csv_path}, {json_path} and {len(written) // 2} feedback file(s) in {args.out / 'feedback'} "
+          "(.md and .html)")
+    for res in export.run_exports(rows, args, args.out):
+        print(res.report())
     return 0
 
 

@@ -12,10 +12,12 @@ so it is a class: a plotly ``FigureWidget`` of the latent space (background log 
 the curve of the current frame), a second one with what the decoder gives along that curve, and ipywidgets
 controls: play/pause with a frame scrubber, sliders for the endpoints (or click in the plot), a menu of metrics.
 Every change recomputes the frames eagerly (small T, few iterations), so the animation itself never waits
-for the solver.
+for the solver. Displayed, the explorer's output carries both the widget and ``to_figure()`` as plotly JSON, so a
+page read without a kernel (the course website) still plays the animation.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
@@ -31,6 +33,8 @@ from .curves import straight_line
 from .lengths import energy, length
 from .metrics import as_metric
 from .plot import _tiles, decode_along, magnification_grid
+
+PLOTLY_MIME = "application/vnd.plotly.v1+json"  # plotly's own mime type: JupyterLab, nbconvert, the course website
 
 __all__ = ["GeodesicFrames", "geodesic_frames", "decoded_frames", "static_figure", "GeodesicExplorer"]
 
@@ -337,7 +341,15 @@ class GeodesicExplorer:
         self.widget = widgets.VBox([self.info] + rows + controls)
 
     def _repr_mimebundle_(self, **kw):
-        return self.widget._repr_mimebundle_(**kw)
+        """The live widget view, and beside it the kernel-free animation (``to_figure()``) as plotly JSON.
+
+        A front end with a kernel (JupyterLab, Binder) shows the widget: its widget renderer ranks above plotly's.
+        A page without one (the course website, an exported notebook) has no widget state to draw, and shows the
+        plotly figure instead: the same frames, with play/pause and a slider, as at the moment of display.
+        """
+        bundle = dict(self.widget._repr_mimebundle_(**kw) or {})
+        bundle[PLOTLY_MIME] = json.loads(self.to_figure().to_json())  # numpy and NaN made strict JSON by plotly
+        return bundle
 
     # ---- reacting to the user ----
     def _on_slider(self, change) -> None:

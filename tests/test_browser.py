@@ -31,6 +31,17 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
+def require_chromium() -> None:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium; run.py does this as root)")
+
+
+def launch_chromium(playwright):
+    """Debian's Chromium, headless, kept off the network (no downloaded browser); shared with tests/test_site.py."""
+    require_chromium()
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -40,8 +51,7 @@ def free_port() -> int:
 @pytest.fixture
 def lab(tmp_path):
     """A JupyterLab server on 127.0.0.1 serving a copy of lectures/; yields (base url, token, log path)."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install chromium; run.py does this as root)")
+    require_chromium()
     root = tmp_path / "root"
     shutil.copytree(ROOT / "lectures", root / "lectures", ignore=shutil.ignore_patterns(".ipynb_checkpoints"))
     settings = tmp_path / "settings"  # all cells stay in the DOM (no windowing); no news pop-up
@@ -92,7 +102,7 @@ def test_lecture07_runs_and_widget_renders(lab):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     console_errors: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
+        browser = launch_chromium(p)
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 1000})
             page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)

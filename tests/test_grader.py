@@ -191,6 +191,33 @@ def test_duplicates_count_once_with_the_best_copy(graded):
     assert grade.totals(rows)["bob"] == {"points": 2, "max_points": 4}
 
 
+def test_public_checks_pass_and_a_hidden_one_fails(graded):
+    """The report tells the teacher which hidden input failed; the learner's texts say only its number."""
+    _, by = graded
+    assert _statuses(by, "hidden_fail") == {"2.1": "fail", "2.2": "pass", "2.3": "pass", "2.4": "pass"}
+    r = by["hidden_fail"]["2.1"]
+    assert r.points == 0 and r.hidden == "fail" and r.feedback == "public checks passed (all 4 inputs)"
+    assert r.message.startswith("public checks passed (all 4 inputs); hidden input 2/2, a 2×1×3 batch"), r.message
+    assert r.hidden_feedback == "hidden check 2 of 2: the output has the wrong shape", r.hidden_feedback
+    assert by["hidden_fail"]["2.2"].hidden == "pass" and by["hidden_fail"]["2.3"].hidden == ""
+    assert by["partial"]["2.3"].hidden == ""  # 2.3 has no hidden checks
+    assert by["fake_pass"]["2.1"].hidden == "not run"
+
+
+def test_a_copied_number_fails_and_the_declared_id_is_reported(graded):
+    """copied_answer returns the number of its neighbour partial (whose numbers differ): it fails, and the note says
+    which id the notebook declared; the learner's version of the note does not repeat that id."""
+    rows, by = graded
+    ex = catalog.exercise("2.4")
+    assert ex.values("copied_answer") != ex.values("partial")
+    assert _statuses(by, "copied_answer") == {"2.1": "pass", "2.2": "pass", "2.3": "pass", "2.4": "fail"}
+    (note,) = [r for r in rows if r.student == "copied_answer" and r.status == "note"]
+    assert "declares 'partial' in student(...), not 'copied_answer'" in note.message, note.message
+    assert "partial" not in note.feedback and "declares another id" in note.feedback
+    assert by["hidden_fail"]["2.4"].status == "pass"  # the same code on its own numbers passes
+    assert not [r for r in rows if r.student == "hidden_fail" and r.status == "note"]  # it declared its own id
+
+
 def test_huge_output(graded):
     _, by = graded
     assert _statuses(by, "huge_output")["2.1"] == "pass" and _total(by, "huge_output") == 1
@@ -250,7 +277,8 @@ def test_slow_scratch_cells_leave_time_for_the_checks(tmp_path):
     their definitions, and every function is still checked (the loop fails, the rest passes)."""
     loop = "def curve_energy(c):\n    while True:\n        pass"
     decoded = "def decoded_length(c, f):\n    return polygon_length(f(c))"
-    answer = "def answer_2_4():\n    return 0.75"
+    ex = catalog.exercise("2.4")
+    answer = f"def answer_2_4():\n    return {ex.reference(ex.cases_for('kim')[0]).item()!r}"  # kim's own number
     _write(tmp_path / "kim.ipynb", SETUP, LENGTH, loop, *["curve_energy(torch.zeros(3, 2))"] * 5, decoded, answer,
            metadata=LEC02)
     rows = grade.grade_notebook("kim", tmp_path / "kim.ipynb", timeout=10)
@@ -276,10 +304,18 @@ def test_command_line(tmp_path):
     (subs / "carol").mkdir(parents=True)  # a folder without notebooks
     (subs / "dan.ipynb").write_text("not json")
     out = tmp_path / "report"
-    res = subprocess.run([sys.executable, "-m", "coursekit.grade", str(subs), "--out", str(out), "--lecture", "02"],
+    res = subprocess.run([sys.executable, "-m", "coursekit.grade", str(subs), "--out", str(out), "--lecture", "02",
+                          "--format", "canvas", "--format", "moodle"],
                          capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert res.returncode == 0, res.stderr
     assert "carol" in res.stdout and "dan" in res.stdout and "no notebook" in res.stdout
+    assert {p.name for p in (out / "feedback").iterdir()} == {"carol.md", "carol.html", "dan.md", "dan.html"}
+    with open(out / "canvas.csv", newline="", encoding="utf-8") as fh:
+        canvas = list(csv.reader(fh))
+    assert canvas[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "Exercises 02"]
+    assert canvas[1] == ["Points Possible", "", "", "", "", "4"]
+    assert sorted(row[3] for row in canvas[2:]) == ["carol", "dan"] and {row[5] for row in canvas[2:]} == {"0"}
+    assert (out / "moodle.csv").read_text("utf-8").startswith("Username,Exercises 02,Feedback: Exercises 02")
     data = json.loads((out / "scores.json").read_text())
     rows = data["rows"]
     assert {r["student"] for r in rows} == {"carol", "dan"} and all(r["points"] == 0 for r in rows)
@@ -288,3 +324,8 @@ def test_command_line(tmp_path):
     bad = subprocess.run([sys.executable, "-m", "coursekit.grade", str(tmp_path / "nope")], capture_output=True,
                          text=True, cwd=ROOT, timeout=120)
     assert bad.returncode == 2 and "is not a folder" in bad.stderr
+    roster = tmp_path / "roster.csv"
+    roster.write_text("Student,ID\nCarol,1\n")  # no SIS Login ID column to join on: refused before any grading
+    bad = subprocess.run([sys.executable, "-m", "coursekit.grade", str(subs), "--format", "canvas", "--roster",
+                          str(roster)], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert bad.returncode == 2 and "has no column 'SIS Login ID'" in bad.stderr and "graded" not in bad.stderr

@@ -82,6 +82,12 @@ def test_deps(pyproject) -> dict[str, Requirement]:
     return _requirements(pyproject["project"]["optional-dependencies"]["test"])
 
 
+@pytest.fixture(scope="module")
+def site_deps(pyproject) -> dict[str, Requirement]:
+    """The website's extra (run.py installs it with the test extra: the suite builds the site)."""
+    return _requirements(pyproject["project"]["optional-dependencies"].get("site", []))
+
+
 def _req_lines(path: Path) -> list[tuple[int, str]]:
     """(line number, text) of each non-blank line with comments removed (pip's requirements-file rules)."""
     out = []
@@ -144,17 +150,17 @@ def test_pyproject_parses_and_declares_the_package(pyproject, runtime_deps, test
 # --- requirements/constraints.txt ---------------------------------------------------------------------
 
 
-def test_every_dependency_has_exactly_one_tested_pin(runtime_deps, test_deps):
+def test_every_dependency_has_exactly_one_tested_pin(runtime_deps, test_deps, site_deps):
     pins, options = _pins(CONSTRAINTS)
     assert not options, f"constraints.txt takes no pip options (pip rejects most of them in -c): {options}"
-    declared = set(runtime_deps) | set(test_deps)
+    declared = set(runtime_deps) | set(test_deps) | set(site_deps)
     assert set(pins) - declared == set(), f"pinned but not a dependency: {sorted(set(pins) - declared)}"
     assert declared - set(pins) == set(), f"dependency without a tested pin: {sorted(declared - set(pins))}"
 
 
-def test_every_constraint_pin_satisfies_the_pyproject_range(runtime_deps, test_deps):
+def test_every_constraint_pin_satisfies_the_pyproject_range(runtime_deps, test_deps, site_deps):
     pins, _ = _pins(CONSTRAINTS)
-    ranges = {**runtime_deps, **test_deps}
+    ranges = {**runtime_deps, **test_deps, **site_deps}
     bad = []
     for name, pin in pins.items():
         assert not pin.extras, f"constraints.txt: {pin} -- no extras in a pin"

@@ -5,6 +5,9 @@ form: the distance between the decoded endpoints.
 """
 from __future__ import annotations
 
+import base64
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -171,3 +174,38 @@ def test_explorer_images_and_errors():
         gw.GeodesicExplorer(gl.euclidean, torch.zeros(3, dtype=D64), torch.ones(3, dtype=D64))
     with pytest.raises(ValueError, match="at least one"):
         gw.GeodesicExplorer({}, Z0, Z1)
+
+
+def _plotly_array(v) -> np.ndarray:
+    """An array as plotly's JSON writes it: a list, or a typed array {"dtype", "bdata" (base64)[, "shape"]}."""
+    if isinstance(v, dict):
+        a = np.frombuffer(base64.b64decode(v["bdata"]), dtype=np.dtype(v["dtype"]))
+        return a.reshape([int(s) for s in str(v["shape"]).split(",")]) if "shape" in v else a
+    return np.asarray(v, dtype=float)
+
+
+def test_explorer_output_carries_its_static_animation(explorer):
+    """Displayed, the explorer gives the widget view and, beside it, the kernel-free animation as plotly JSON:
+    what the course website (no kernel) shows. The JSON is the solver's frames, with play and a slider."""
+    explorer.set_metric("polar")
+    bundle = explorer._repr_mimebundle_()
+    view = bundle["application/vnd.jupyter.widget-view+json"]
+    assert view["model_id"] == explorer.widget.model_id and "text/plain" in bundle
+    fig = bundle[gw.PLOTLY_MIME]
+    json.dumps(fig, allow_nan=False)  # strict JSON, as a notebook file and a web page carry it
+    K = explorer.frames.curves.shape[0]
+    assert K >= 3 and len(fig["frames"]) == K and len(fig["layout"]["sliders"][0]["steps"]) == K
+    for k in (0, K // 2, K - 1):  # frame k draws the k-th kept iterate of the solver
+        frame = fig["frames"][k]["data"][0]
+        np.testing.assert_array_equal(_plotly_array(frame["x"]), explorer.frames.curves[k, :, 0].numpy())
+        np.testing.assert_array_equal(_plotly_array(frame["y"]), explorer.frames.curves[k, :, 1].numpy())
+    torch.testing.assert_close(explorer.frames.curves[0], gl.straight_line(Z0, Z1, 16), rtol=0, atol=0)
+    ref = gl.geodesic(gl.pullback(polar), Z0, Z1, 16, max_iter=80)
+    np.testing.assert_allclose(_plotly_array(fig["frames"][-1]["data"][0]["x"]), ref.curve[0, :, 0].numpy(), atol=1e-12)
+    play = fig["layout"]["updatemenus"][0]["buttons"][0]
+    assert play["method"] == "animate" and play["args"][0] is None  # play runs through all the frames
+    # the bundle is a snapshot of the moment of display: a new endpoint gives a new animation when shown again
+    explorer.set_endpoints(Z0, torch.tensor([1.8, 0.9], dtype=D64))
+    moved = explorer._repr_mimebundle_()[gw.PLOTLY_MIME]
+    np.testing.assert_allclose(_plotly_array(moved["frames"][-1]["data"][0]["x"])[-1], 1.8)
+    assert moved["layout"]["title"]["text"].startswith("polar metric:")
