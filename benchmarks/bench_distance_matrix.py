@@ -121,7 +121,7 @@ def main():
     ap.add_argument("--metric", choices=("pullback", "expected"), default="pullback")
     ap.add_argument("--chunk", type=int, default=1024)
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--target", type=float, default=25.0, help="seconds")
+    ap.add_argument("--target", type=float, default=12.0, help="seconds")
     ap.add_argument("--no-breakdown", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
