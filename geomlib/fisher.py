@@ -16,7 +16,8 @@ does not cancel).
 """
 from __future__ import annotations
 
-from typing import Callable
+import contextlib
+from typing import Callable, Iterator
 
 import torch
 from torch.distributions import (Bernoulli, Beta, Categorical, Dirichlet, Distribution, Exponential,
@@ -203,6 +204,20 @@ def fisher_information(p: Distribution) -> torch.Tensor:
 # The pullback
 # ---------------------------------------------------------------------------------------------------------------
 
+@contextlib.contextmanager
+def _unvalidated() -> Iterator[None]:
+    """Build distributions without torch's default argument validation for the duration of the block, and put the
+    previous default back afterwards, also when an exception escapes. A decoder that asks for validation
+    explicitly (``validate_args=True``) still validates: the geodesic solver treats what it raises as a rejected
+    step. (The default is global to the process: another thread building distributions meanwhile sees it off.)"""
+    before = Distribution._validate_args
+    Distribution.set_default_validate_args(False)
+    try:
+        yield
+    finally:
+        Distribution.set_default_validate_args(before)
+
+
 def _decode(decoder: Callable, z: torch.Tensor) -> Distribution:
     dist = decoder(z)
     if not isinstance(dist, Distribution):
@@ -230,8 +245,9 @@ def fisher_pullback(decoder: Callable[[torch.Tensor], Distribution], step: str =
 
     Algorithmic note: G costs d forward-mode passes through z ↦ η (``jacobian``); vᵀGv one pass (``jvp``);
     F is applied block by block (one k×k block per data dim), never as a (Dk)×(Dk) matrix. G(z) raises on
-    parameters outside the family's domain; sqnorm and step_sqlen return NaN there instead, which the geodesic
-    solver's line search rejects. [Lecture 6]
+    parameters outside the family's domain; sqnorm and step_sqlen return NaN there instead (they build the
+    distributions with torch's default validation switched off for the call, and switch it back on after), which
+    the geodesic solver's line search rejects as a step outside the domain. [Lecture 6]
     """
     if not callable(decoder):
         raise TypeError(f"decoder must be a function z -> Distribution, got {type(decoder).__name__}")
@@ -271,7 +287,8 @@ def fisher_pullback(decoder: Callable[[torch.Tensor], Distribution], step: str =
         return total
 
     def sqnorm(z, v):
-        eta, Jv = jvp_unchecked(eta_flat, z, v)  # (..., Dη) twice
+        with _unvalidated():  # outside the family's domain: NaN below, not the distribution's own error
+            eta, Jv = jvp_unchecked(eta_flat, z, v)  # (..., Dη) twice
         zb = z.shape[:-1]
         total = torch.zeros(zb, dtype=z.dtype, device=z.device)
         for F, sl, k in blocks(eta, zb, check=False):
@@ -280,7 +297,8 @@ def fisher_pullback(decoder: Callable[[torch.Tensor], Distribution], step: str =
         return total
 
     def kl_step(a, b):
-        return 2 * _kl_sum(decoder, a, b, nan_outside=True)
+        with _unvalidated():  # outside the family's domain: NaN (nan_outside), not the distribution's own error
+            return 2 * _kl_sum(decoder, a, b, nan_outside=True)
 
     name = f"fisher_pullback({getattr(decoder, '__name__', type(decoder).__name__)}, step={step})"
     return Metric(G, sqnorm, kl_step if step == "kl" else None, name=name)

@@ -39,12 +39,20 @@ class Metric:
         acceleration: optional (z, v) -> c̈ shape=[..., d] of the geodesic equation; default contracts the
             Christoffel symbols (a forward-mode derivative of G).
         name: shown in plots and error messages.
+        embedding: optional map φ: z shape=[..., d] -> shape=[..., D] when the steps are decoded chords,
+            s_n² = ‖φ(c_{n+1}) − φ(c_n)‖² (``pullback``'s default). Then ``curve_sqlen`` defaults to those chords,
+            and the geodesic solver uses the least-squares form of the energy (see ``geodesic``).
     """
 
     def __init__(self, G: Callable, sqnorm: Callable | None = None, step_sqlen: Callable | None = None,
-                 name: str = "metric", acceleration: Callable | None = None, curve_sqlen: Callable | None = None):
+                 name: str = "metric", acceleration: Callable | None = None, curve_sqlen: Callable | None = None,
+                 embedding: Callable | None = None):
         self._G, self._sqnorm, self._step, self._acc, self.name = G, sqnorm, step_sqlen, acceleration, name
-        self._curve = curve_sqlen
+        self._curve, self.embedding = curve_sqlen, embedding
+        if embedding is not None and step_sqlen is None:
+            self._step = lambda a, b: (embedding(b) - embedding(a)).pow(2).sum(-1)
+        if embedding is not None and curve_sqlen is None:
+            self._curve = lambda c: _chords(embedding(c))
 
     def __init_subclass__(cls, **kw):
         raise TypeError("Metric is final: combine functions instead of subclassing")
@@ -141,13 +149,6 @@ def pullback(f: Callable[[torch.Tensor], torch.Tensor], step: str = "data") -> M
     def sqnorm(z, v):
         return jvp_unchecked(f, z, v)[1].pow(2).sum(-1)
 
-    def data_step(a, b):
-        return (f(b) - f(a)).pow(2).sum(-1)
-
-    def data_curve(c):  # (..., T, d) -> (..., T-1), decoding each point once
-        x = f(c)  # (..., T, D)
-        return (x[..., 1:, :] - x[..., :-1, :]).pow(2).sum(-1)
-
     def acceleration(z, v):
         # x = f(c) is a geodesic of data space projected onto the decoded surface: Jᵀ(J c̈ + D²f[ċ, ċ]) = 0,
         # so c̈ = −(JᵀJ)⁻¹ Jᵀ D²f[v, v], with D²f[v, v] from two nested Jacobian-vector products.
@@ -156,9 +157,13 @@ def pullback(f: Callable[[torch.Tensor], torch.Tensor], step: str = "data") -> M
         rhs = (J.transpose(-1, -2) @ h[..., None])[..., 0]
         return -torch.linalg.solve(J.transpose(-1, -2) @ J, rhs)
 
-    data = step == "data"
-    return Metric(G, sqnorm, data_step if data else None, curve_sqlen=data_curve if data else None,
-                  name=f"pullback({getattr(f, '__name__', type(f).__name__)})", acceleration=acceleration)
+    return Metric(G, sqnorm, name=f"pullback({getattr(f, '__name__', type(f).__name__)})", acceleration=acceleration,
+                  embedding=f if step == "data" else None)
+
+
+def _chords(x: torch.Tensor) -> torch.Tensor:
+    """‖x_{n+1} − x_n‖² for decoded curves x shape=[..., T, D] -> shape=[..., T-1] (each point decoded once)."""
+    return (x[..., 1:, :] - x[..., :-1, :]).pow(2).sum(-1)
 
 
 def _sqrt(s2: torch.Tensor) -> torch.Tensor:

@@ -59,14 +59,11 @@ def test_polar_chart_geodesic_is_a_straight_segment_in_the_plane():
     torch.testing.assert_close(x, straight, atol=2e-3, rtol=0)
 
 
-def test_minimiser_beats_an_independent_optimiser_and_is_constant_speed(rng):
-    G = gl.pullback(mlp(D=6))
-    z0 = torch.randn(3, 2, generator=rng, dtype=torch.float64) * 2
-    z1 = torch.randn(3, 2, generator=rng, dtype=torch.float64) * 2
-    res = gl.geodesic(G, z0, z1, T=16)
-    x = gl.straight_line(z0, z1, 16)[:, 1:-1].clone().requires_grad_()
-    opt = torch.optim.LBFGS([x], max_iter=1500, tolerance_grad=1e-12, tolerance_change=1e-16, history_size=30,
-                            line_search_fn="strong_wolfe")
+def independent_minimum(G, z0, z1, T, max_iter=1500, tolerance_grad=1e-12, tolerance_change=1e-16):
+    """The discrete energy minimised by torch.optim.LBFGS (strong Wolfe) from the straight line: an oracle."""
+    x = gl.straight_line(z0, z1, T)[:, 1:-1].clone().requires_grad_()
+    opt = torch.optim.LBFGS([x], max_iter=max_iter, tolerance_grad=tolerance_grad, tolerance_change=tolerance_change,
+                            history_size=30, line_search_fn="strong_wolfe")
 
     def closure():
         opt.zero_grad()
@@ -75,7 +72,15 @@ def test_minimiser_beats_an_independent_optimiser_and_is_constant_speed(rng):
         return e
 
     opt.step(closure)
-    ref = gl.energy(torch.cat([z0[:, None], x, z1[:, None]], 1), G).detach()
+    return gl.energy(torch.cat([z0[:, None], x, z1[:, None]], 1), G).detach()
+
+
+def test_minimiser_beats_an_independent_optimiser_and_is_constant_speed(rng):
+    G = gl.pullback(mlp(D=6))
+    z0 = torch.randn(3, 2, generator=rng, dtype=torch.float64) * 2
+    z1 = torch.randn(3, 2, generator=rng, dtype=torch.float64) * 2
+    res = gl.geodesic(G, z0, z1, T=16)
+    ref = independent_minimum(G, z0, z1, 16)
     assert bool((res.energy <= ref * (1 + 1e-8)).all())
     # the discrete minimiser has constant speed up to the discretisation error, which falls as 1/T²
     spread = []
@@ -121,7 +126,13 @@ def test_distance_is_symmetric_and_satisfies_the_triangle_inequality(name, rng):
     a, b, c = sample(6, rng), sample(6, rng), sample(6, rng)
     dab, dba = gl.distance(G, a, b), gl.distance(G, b, a)
     torch.testing.assert_close(dab, dba, rtol=1e-6, atol=1e-9)
-    dbc, dac = gl.distance(G, b, c), gl.distance(G, a, c)
+    dbc = gl.distance(G, b, c)
+    if name == "sphere":  # a → c passes over the pole θ = 0, where G = diag(1, sin²θ) is singular: the latent
+        with pytest.warns(gl.GeodesicWarning, match=r"pairs \[5\]\).*pole"):  # polyline jumps in φ there
+            dac = gl.distance(G, a, c)  # and distance says so (the length, on the sphere, is still right)
+        torch.testing.assert_close(dac, great_circle(a, c), rtol=1e-3, atol=0)
+    else:
+        dac = gl.distance(G, a, c)
     assert bool((dac <= dab + dbc + 1e-6).all())
 
 
@@ -270,8 +281,9 @@ def test_a_saturating_decoder_cannot_fool_the_default_step():
 
 
 def test_metric_preconditioner_is_newton_for_a_constant_metric(rng):
-    """For a linear decoder the energy is quadratic and the frozen-metric Hessian is exact: the first step is
-    the Newton step and lands on the minimiser. The Euclidean start matrix reaches the same curve, slower."""
+    """For a linear decoder the energy is quadratic and the Gauss–Newton matrix is its Hessian: the first step is
+    the Newton step and lands on the minimiser (to ~1e-6 here: H0 carries a ridge of relative size ε^⅔, the accuracy
+    of its finite-difference Jacobians, and cond(G) = 2e4). The Euclidean start matrix reaches the same curve, slower."""
     A = torch.tensor([[30.0, 1.0], [0.0, 0.2]], dtype=torch.float64)  # strongly anisotropic
     G = gl.pullback(lambda z: z @ A.T)
     z0 = torch.randn(5, 2, generator=rng, dtype=torch.float64)
@@ -283,7 +295,7 @@ def test_metric_preconditioner_is_newton_for_a_constant_metric(rng):
     one = gl.geodesic(G, z0, z1, T=20, init=init, max_iter=1)  # a single step is already on the line
     torch.testing.assert_close(one.curve, gl.straight_line(z0, z1, 20), atol=1e-6, rtol=0)
     assert int(fast.iterations.max()) <= 3 < int(slow.iterations.max())
-    torch.testing.assert_close(fast.curve, gl.straight_line(z0, z1, 20), atol=1e-7, rtol=0)
+    torch.testing.assert_close(fast.curve, gl.straight_line(z0, z1, 20), atol=1e-6, rtol=0)
     torch.testing.assert_close(slow.curve, fast.curve, atol=1e-5, rtol=0)
     with pytest.raises(ValueError, match="precondition"):
         gl.geodesic(G, z0, z1, precondition="newton")
