@@ -336,3 +336,17 @@ def test_pages_workflow_runs_the_tested_command():
     assert "path: _build/html" in wf and "actions/deploy-pages" in wf
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert "python3 run.py site" in readme
+
+
+def test_cell_ids_unique_across_the_website():
+    """MyST turns every cell id into a page anchor for the whole project: a repeated id is a broken link on the website
+    (and a 'Duplicate identifier' warning in the build). Lectures and exercises are published; ids must not repeat."""
+    seen: dict[str, str] = {}
+    clashes = []
+    for path in sorted([*ROOT.glob("lectures/[0-9][0-9]_*.ipynb"), *ROOT.glob("exercises/[0-9][0-9]_*.ipynb")]):
+        for i, cell in enumerate(nbformat.read(path, as_version=4).cells):
+            where = f"{path.relative_to(ROOT)} cell {i}"
+            if cell.get("id") in seen:
+                clashes.append(f"id {cell.get('id')!r}: {seen[cell.get('id')]} and {where}")
+            seen.setdefault(cell.get("id"), where)
+    assert not clashes, "cell ids repeat across the website's notebooks:\n" + "\n".join(clashes)
