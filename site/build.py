@@ -112,12 +112,19 @@ def jupyter_server(root: Path, scratch: Path):
            "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}"]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
-    log = scratch / "jupyter-server.log"
+    with jupyter_process(cmd, env, scratch / "jupyter-server.log", f"http://127.0.0.1:{port}", token) as url:
+        yield url, token
+
+
+@contextmanager
+def jupyter_process(cmd: list[str], env: dict, log: Path, url: str, token: str, wait: float = 60):
+    """Run a Jupyter server ``cmd`` (its output to ``log``) in a process group of its own, wait until ``url``
+    answers /api/status, yield ``url``; on exit stop the server and the kernels it started. Shared with
+    tests/test_browser.py (JupyterLab)."""
     with open(log, "w") as fh:
         proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 60
+        deadline = time.time() + wait
         while True:
             try:
                 with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
@@ -126,9 +133,10 @@ def jupyter_server(root: Path, scratch: Path):
             except OSError:
                 pass
             if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"the Jupyter server did not start:\n{log.read_text()[-3000:]}")
+                raise RuntimeError(f"the Jupyter server `{' '.join(cmd[:3])} ...` did not start (exit code "
+                                   f"{proc.poll()}):\n{log.read_text()[-3000:]}")
             time.sleep(0.3)
-        yield url, token
+        yield url
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)  # the server and its kernels (its own process group)

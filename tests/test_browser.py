@@ -7,16 +7,12 @@ checks that no cell printed a traceback and that the widget's plot is on the pag
 """
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import secrets
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -42,10 +38,16 @@ def launch_chromium(playwright):
     return playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def site_build_module():
+    """site/build.py as a module: its Jupyter-server launcher and free_port serve the website build and these tests."""
+    spec = importlib.util.spec_from_file_location("coursesite_build_module", ROOT / "site" / "build.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_SITE = site_build_module()
+free_port = _SITE.free_port
 
 
 @pytest.fixture
@@ -69,30 +71,8 @@ def lab(tmp_path):
            "--LabApp.expose_app_in_browser=True"]  # window.jupyterapp: run commands without menu clicking
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")  # CI containers run as root
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.time() > deadline:
-                raise RuntimeError(f"JupyterLab did not start (exit code {proc.poll()}):\n{log.read_text()[-3000:]}")
-            time.sleep(0.5)
+    with _SITE.jupyter_process(cmd, env, log, f"http://127.0.0.1:{port}", token) as base:
         yield base, token, log
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)  # the server and the kernels it started (its own session)
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=5)
 
 
 def test_lecture07_runs_and_widget_renders(lab):

@@ -19,7 +19,6 @@ they play, a search; ``*_failure.png``, of the whole page, when a check fails).
 """
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -34,7 +33,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from test_browser import free_port, launch_chromium, require_chromium
+from test_browser import free_port, launch_chromium, require_chromium, site_build_module
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts" / "site"
@@ -42,13 +41,6 @@ CONTENT = ROOT / "_build" / "site" / "content"
 PLOTLY = "application/vnd.plotly.v1+json"
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-def _build_module():
-    spec = importlib.util.spec_from_file_location("course_site_build", ROOT / "site" / "build.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _require_tools() -> None:
@@ -294,7 +286,7 @@ def test_execution_cache_reused_refreshed_never_stale(tmp_path):
     """A one-notebook project, built four times: the cache serves a text edit, and a code edit or a change of the
     library (the fingerprinted inputs) runs the notebook again; a cell that raises fails the build."""
     _require_tools()
-    build = _build_module()
+    build = site_build_module()
     (tmp_path / "lib.py").write_text("VERSION = 1\n")
     (tmp_path / "myst.yml").write_text(
         "version: 1\nproject:\n  title: Probe\n  toc:\n    - file: intro.md\n    - file: probe.ipynb\n"
