@@ -188,16 +188,16 @@ def static_figure(frames: GeodesicFrames, background: tuple[np.ndarray, np.ndarr
     fig.update_layout(
         title_text=f"{title} iteration {int(frames.iterations[-1])}: length {float(frames.lengths[-1]):.4g}",
         height=600, width=720 if kind != "points" else 1000,
-        updatemenus=[dict(type="buttons", showactive=False, x=0.0, y=-0.02, xanchor="left", yanchor="top",
+        updatemenus=[dict(type="buttons", showactive=False, x=0.0, y=-0.1, xanchor="left", yanchor="top",  # below the ticks
                           direction="left",
                           buttons=[dict(label="▶ play", method="animate", args=[None, play]),
                                    dict(label="❚❚ pause", method="animate",
                                         args=[[None], dict(frame=dict(duration=0, redraw=False), mode="immediate")])])],
-        sliders=[dict(active=K - 1, x=0.15, y=-0.02, len=0.85, currentvalue=dict(prefix="frame "),
+        sliders=[dict(active=K - 1, x=0.3, y=-0.06, len=0.7, currentvalue=dict(prefix="frame "),  # right of the buttons
                       steps=[dict(label=str(int(frames.iterations[k])), method="animate",
                                   args=[[str(k)], dict(mode="immediate", frame=dict(duration=0, redraw=True))])
                              for k in range(K)])],
-        legend=dict(orientation="h", y=1.16), margin=dict(t=120))
+        legend=dict(orientation="h", y=1.16), margin=dict(t=120, b=130))
     fig.update_yaxes(scaleanchor="x", scaleratio=1, **row_col)
     if kind == "images":
         fig.update_xaxes(showticklabels=False, row=2, col=1)
