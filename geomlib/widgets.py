@@ -153,7 +153,7 @@ def static_figure(frames: GeodesicFrames, background: tuple[np.ndarray, np.ndarr
         row_col = dict(row=1, col=1)
     else:
         fig = make_subplots(rows=2, cols=1, row_heights=[0.8, 0.2], vertical_spacing=0.08,
-                            subplot_titles=("latent space", "decoded along the curve"))
+                            subplot_titles=("latent space (z₁ across, z₂ up)", "decoded along the curve"))
         row_col = dict(row=1, col=1)
     if background is not None:
         xs, ys, M = background
@@ -188,17 +188,19 @@ def static_figure(frames: GeodesicFrames, background: tuple[np.ndarray, np.ndarr
     fig.update_layout(
         title_text=f"{title} iteration {int(frames.iterations[-1])}: length {float(frames.lengths[-1]):.4g}",
         height=600, width=720 if kind != "points" else 1000,
-        updatemenus=[dict(type="buttons", showactive=False, x=0.0, y=-0.1, xanchor="left", yanchor="top",  # below the ticks
+        updatemenus=[dict(type="buttons", showactive=False, x=0.0, y=-0.14, xanchor="left", yanchor="top",  # below the ticks
                           direction="left",
                           buttons=[dict(label="▶ play", method="animate", args=[None, play]),
                                    dict(label="❚❚ pause", method="animate",
                                         args=[[None], dict(frame=dict(duration=0, redraw=False), mode="immediate")])])],
-        sliders=[dict(active=K - 1, x=0.3, y=-0.06, len=0.7, currentvalue=dict(prefix="frame "),  # right of the buttons
+        sliders=[dict(active=K - 1, x=0.3, y=-0.1, len=0.7, currentvalue=dict(prefix="frame "),  # right of the buttons
                       steps=[dict(label=str(int(frames.iterations[k])), method="animate",
                                   args=[[str(k)], dict(mode="immediate", frame=dict(duration=0, redraw=True))])
                              for k in range(K)])],
         legend=dict(orientation="h", y=1.16), margin=dict(t=120, b=130))
-    fig.update_yaxes(scaleanchor="x", scaleratio=1, **row_col)
+    fig.update_yaxes(scaleanchor="x", scaleratio=1, title_text="z₂", **row_col)
+    if kind != "images":  # there the title of the image row sits where an x-axis title would go
+        fig.update_xaxes(title_text="z₁", **row_col)
     if kind == "images":
         fig.update_xaxes(showticklabels=False, row=2, col=1)
         fig.update_yaxes(showticklabels=False, scaleanchor="x2", row=2, col=1)
