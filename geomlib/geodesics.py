@@ -327,8 +327,8 @@ def geodesic(G, z0: torch.Tensor, z1: torch.Tensor, T: int = 32, *, init=None, g
             _refresh(st, energy, n, d, k)
         # two-loop recursion over the filled slots, newest first
         q = st.g.reshape(b, -1).clone()  # (b, n·d)
-        S, Y, rho = st.S.unbind(1), st.Y.unbind(1), st.rho.unbind(1)  # slots: (b, n·d), (b, n·d), (b,)
         slots = [(head - 1 - j) % memory for j in range(filled)]
+        S, Y, rho = ({s: t[:, s] for s in slots} for t in (st.S, st.Y, st.rho))  # filled slots: (b, n·d), (b, n·d), (b,)
         alphas = []
         for s in slots:
             a = torch.linalg.vecdot(S[s], q).mul_(rho[s])
