@@ -110,6 +110,34 @@ def run_stochman_longer(f, z0, z1, max_iter):
     return success, fine
 
 
+def decoder_floor(f, z0, z1, repeats, device):
+    """(min, median, max) time of the decoder work alone in one gl.geodesic solve (T=32, data steps): the decoder
+    calls the solver makes, recorded (inputs, and whether a vector-Jacobian product followed) and replayed
+    without the solver, so the solver's time minus this is its own overhead."""
+    calls = []
+
+    class Recorder(torch.nn.Module):
+        def forward(self, z):
+            calls.append((z.detach().clone(), z.requires_grad))
+            return f(z)
+
+    gl.geodesic(gl.pullback(Recorder()), z0, z1, T=32)
+
+    def replay():
+        for z, vjp in calls:
+            if vjp:
+                zr = z.requires_grad_(True)
+                with torch.enable_grad():
+                    x = f(zr)
+                torch.autograd.grad(x, zr, torch.ones_like(x))
+            else:
+                with torch.no_grad():
+                    f(z)
+
+    replay()
+    return timed(replay, repeats, device)[0]
+
+
 def fmt(t):
     return f"{t[0]:.4f} / {t[1]:.4f} / {t[2]:.4f}"
 
@@ -124,6 +152,7 @@ def comparison(args, dev):
         L, E = score(f, fine)
         rows.append((f"geomlib geodesic (T={T}, step={step})", t, E.mean().item(), L.mean().item(),
                      f"{int(res.converged.sum())}/{args.pairs}", f"{int(res.iterations.max())}", bool(res.converged.all())))
+    floor = decoder_floor(f, z0, z1, args.repeats, dev)
     have_stochman = True
     try:
         import stochman  # noqa: F401
@@ -148,6 +177,8 @@ def comparison(args, dev):
     print(f"\nGeodesics: {args.pairs} pairs, decoder 2→64→64→784 tanh, float32, device {dev}, "
           f"{torch.get_num_threads()} threads, torch {torch.__version__}; energy = L²/2 of the decoded curve on 512 "
           f"points (mean over pairs); time min / median / max over {args.repeats} runs (stochman's longer runs: 1)")
+    print(f"decoder work alone in geomlib's T=32 solve (its decoder calls replayed, forward passes and VJPs, "
+          f"without the solver): {fmt(floor)} s")
     print(f"{'method':40s} {'time [s]':>26s} {'energy':>9s} {'length':>8s} {'converged':>11s} {'iters':>6s}")
     for name, t, E, L, conv, it, _ in rows:
         print(f"{name:40s} {fmt(t):>26s} {E:9.4f} {L:8.4f} {conv:>11s} {it:>6s}")
@@ -158,6 +189,8 @@ def comparison(args, dev):
         for name, t, E, L, conv, it, ok in rows:
             if name.startswith("geomlib") and ok and E <= ref[2]:
                 print(f"  {name:40s} {ref[1][1] / t[1]:6.1f}×  (min/min {ref[1][0] / t[0]:.1f}×)")
+        print(f"  {'decoder work alone (T=32, step=data)':40s} {ref[1][1] / floor[1]:6.1f}×  (min/min "
+              f"{ref[1][0] / floor[0]:.1f}×): the bound for this algorithm (the solver at zero overhead)")
         base = rows[0]
         close = [r for r in rows if r[0].startswith("stochman") and r[2] <= base[2] * (1 + 1e-4)]
         print(f"  the first stochman run within 0.01% of geomlib's T=32 energy: "

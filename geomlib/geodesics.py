@@ -327,8 +327,8 @@ def geodesic(G, z0: torch.Tensor, z1: torch.Tensor, T: int = 32, *, init=None, g
             _refresh(st, energy, n, d, k)
         # two-loop recursion over the filled slots, newest first
         q = st.g.reshape(b, -1).clone()  # (b, n·d)
-        S, Y, rho = st.S.unbind(1), st.Y.unbind(1), st.rho.unbind(1)  # slots: (b, n·d), (b, n·d), (b,)
         slots = [(head - 1 - j) % memory for j in range(filled)]
+        S, Y, rho = ({s: t[:, s] for s in slots} for t in (st.S, st.Y, st.rho))  # filled slots: (b, n·d), (b, n·d), (b,)
         alphas = []
         for s in slots:
             a = torch.linalg.vecdot(S[s], q).mul_(rho[s])
@@ -640,7 +640,8 @@ def graph_geodesic(G, Z: torch.Tensor, z0: torch.Tensor, z1: torch.Tensor, T: in
                    sub: int = 4) -> torch.Tensor:
     """Shortest paths from z0 to z1 through the k-nearest-neighbour graph of the points Z, resampled to T points.
 
-    Z shape=[N, d]; z0, z1 shape=[B, d] -> curves shape=[B, T, d]. Nodes are Z and the endpoints; each node is
+    Z shape=[N, d]; z0, z1 shape=[B, d] -> curves shape=[B, T, d]. Nodes are the distinct points of Z and the
+    endpoints (one node for an endpoint that pairs share or that is in Z); each node is
     joined to its k Euclidean nearest neighbours, and an edge weighs the metric length of the straight segment
     between its nodes, cut into ``sub`` steps, each measured by the metric's own step rule (``curve_sqlen``: the
     decoded chord for a pullback metric's default ``step="data"``, the midpoint rule for a plain function z -> G(z)).
@@ -660,8 +661,11 @@ def graph_geodesic(G, Z: torch.Tensor, z0: torch.Tensor, z1: torch.Tensor, T: in
     if _checks.count(T, "T") < 2:
         raise ValueError(f"graph_geodesic needs T ≥ 2, got T={T}")
     B = z0.shape[0]
-    nodes = torch.cat([Z.reshape(-1, Z.shape[-1]), z0, z1])  # (M, d)
-    M = nodes.shape[0]
+    # One node per distinct point: endpoints shared by several pairs, or that are graph points themselves, would
+    # otherwise be copies at distance 0, each other's nearest neighbours and cut off from the rest of the graph.
+    nodes, inv = torch.unique(torch.cat([Z.reshape(-1, Z.shape[-1]), z0, z1]), dim=0, return_inverse=True)  # (M, d)
+    M, N = nodes.shape[0], Z.reshape(-1, Z.shape[-1]).shape[0]
+    i0, i1 = inv[N:N + B].cpu().numpy(), inv[N + B:].cpu().numpy()  # (B,) node of each pair's z0, z1
     kk = min(k, M - 1)
     D2 = torch.cdist(nodes, nodes)
     nbr = D2.topk(kk + 1, largest=False).indices[:, 1:]  # (M, k), drop self
@@ -673,17 +677,17 @@ def graph_geodesic(G, Z: torch.Tensor, z0: torch.Tensor, z1: torch.Tensor, T: in
     rows = np.repeat(np.arange(M), kk)
     A = coo_matrix((w.reshape(-1).cpu().double().numpy() + 1e-300, (rows, nbr.reshape(-1).cpu().numpy())), shape=(M, M))
     A = A.maximum(A.T).tocsr()  # symmetric k-NN graph
-    src = np.arange(M - 2 * B, M - B)
+    src, row = np.unique(i0, return_inverse=True)  # one Dijkstra run per distinct start node
     dist, pred = dijkstra(A, directed=False, indices=src, return_predecessors=True)
     curves = []
     for i in range(B):
-        target = M - B + i
-        if not np.isfinite(dist[i, target]):
-            raise ValueError(f"pair {i}: z1 is not reachable from z0 in the {kk}-NN graph of {M - 2 * B} points; "
+        target, r = i1[i], row[i]
+        if not np.isfinite(dist[r, target]):
+            raise ValueError(f"pair {i}: z1 is not reachable from z0 in the {kk}-NN graph of {N} points; "
                              f"increase k or add points")
         path = [target]
-        while path[-1] != src[i]:
-            path.append(pred[i, path[-1]])
+        while path[-1] != src[r]:
+            path.append(pred[r, path[-1]])
         poly = nodes[torch.as_tensor(path[::-1], device=nodes.device)]
         if not bool((poly[1:] != poly[:-1]).any()):  # z0 == z1: the constant curve (nothing to resample)
             curves.append(poly[:1].expand(T, -1).clone())

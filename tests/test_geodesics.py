@@ -166,6 +166,22 @@ def test_graph_geodesic_goes_around_a_hole():
         gl.graph_geodesic(gl.euclidean, far, z0, z1 + 100, k=3)
 
 
+def test_graph_start_with_shared_endpoints(rng):
+    """Many pairs share an endpoint (as in distance_matrix), and the endpoints are graph points themselves: each
+    point is one node of the graph, not one copy per pair (copies at distance 0 would be each other's only
+    neighbours, cut off from the rest)."""
+    A = torch.tensor([[1.0, 2.0], [0.5, -1.0], [3.0, 0.2]], dtype=torch.float64)
+    G = gl.pullback(lambda z: z @ A.T)
+    Z = torch.randn(12, 2, generator=rng, dtype=torch.float64)
+    z0, z1 = Z[:1].expand(11, 2), Z[1:]
+    c = gl.graph_geodesic(G, Z, z0, z1, T=10, k=4)
+    assert c.shape == (11, 10, 2)
+    torch.testing.assert_close(c[:, 0], z0, rtol=0, atol=0)
+    torch.testing.assert_close(c[:, -1], z1, rtol=0, atol=0)
+    Dm = gl.distance_matrix(G, Z, T=8, init="graph", graph_points=Z)
+    torch.testing.assert_close(Dm, torch.cdist(Z @ A.T, Z @ A.T))
+
+
 def test_non_convergence_is_reported_not_hidden(rng):
     z0, z1 = sphere_pairs(4, rng)
     res = gl.geodesic(gl.pullback(sphere), z0, z1, T=32, max_iter=1)
