@@ -146,7 +146,7 @@ def comparison(args, dev):
     f = decoder(dev)
     z0, z1 = endpoints(args.pairs, dev)
     rows = []  # (name, (min, median, max), energy, length, converged, iterations, all converged)
-    for T, step in ((32, "data"), (32, "midpoint"), (24, "data"), (16, "data")):
+    for T, step in ((32, "data"), (32, "midpoint"), (24, "data"), (16, "data"), (12, "data"), (8, "data")):
         run_geomlib(f, z0, z1, step, T)  # warm-up (first-call costs of torch's kernels)
         t, (res, fine) = timed(lambda: run_geomlib(f, z0, z1, step, T), args.repeats, dev)
         L, E = score(f, fine)
